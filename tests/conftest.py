@@ -1,0 +1,40 @@
+"""Shared fixtures: the real corpus location and expensive models, loaded once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ragrerank.config import PROJECT_ROOT, Settings, resolve_settings
+
+SHARED_CORPUS = PROJECT_ROOT.parent / "shared" / "corpora" / "k8s"
+
+
+def real_docs_root() -> Path | None:
+    """The folder holding website/: $DOCS_HOME_FOLDER / $BASE_FOLDER, else ../shared/corpora/k8s."""
+    for var in ("DOCS_HOME_FOLDER", "BASE_FOLDER"):
+        if os.environ.get(var):
+            return Path(os.environ[var])
+    return SHARED_CORPUS if SHARED_CORPUS.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def docs_root() -> Path:
+    root = real_docs_root()
+    if root is None:
+        pytest.skip("the Kubernetes docs are not here: set DOCS_HOME_FOLDER to the folder holding website/")
+    return root
+
+
+@pytest.fixture(scope="session")
+def settings(docs_root: Path) -> Settings:
+    """Settings for the real corpus and the real artifacts folder (built by `make artifacts`)."""
+    return resolve_settings(docs=docs_root)
+
+
+@pytest.fixture()
+def tmp_settings(docs_root: Path, tmp_path: Path) -> Settings:
+    """Real docs, but an empty artifacts folder of the test's own."""
+    return resolve_settings(docs=docs_root, home=tmp_path / "artifacts")

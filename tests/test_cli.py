@@ -1,0 +1,42 @@
+"""The CLI's contract: one line per error, exit 2 for bad input, doctor's report and exit code."""
+
+import subprocess
+import sys
+
+import pytest
+
+from ragrerank.cli import main
+
+
+def test_doctor_reports_docs_models_and_artifacts(settings, capsys):
+    code = main(["--docs", str(settings.docs_root), "doctor"])
+    out = capsys.readouterr().out
+    assert "sentence-transformers" in out and "torch" in out
+    assert "markdown files" in out
+    assert "bi-encoder" in out and "packaged offline copy" in out
+    assert code in (0, 1)  # 1 only when a model is missing, which it then names
+
+
+def test_doctor_fails_with_one_line_when_a_model_is_missing(settings, capsys):
+    code = main(["--docs", str(settings.docs_root), "--cross-encoder", "no-such-model", "doctor"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.err.count("\n") == 1 and "no-such-model" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("docs", "message"),
+    [("/nonexistent/docs", "does not exist"), ("/etc/hostname", "is a file")],
+)
+def test_bad_docs_folder_exits_2_with_one_line(docs, message, capsys):
+    assert main(["--docs", docs, "doctor"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_console_script_runs_as_a_module():
+    result = subprocess.run(
+        [sys.executable, "-m", "ragrerank.cli", "--docs", "/nonexistent", "doctor"], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
