@@ -1,0 +1,25 @@
+import pytest
+
+from ragrerank.decision import Thresholds, decide
+from ragrerank.errors import RagrerankError
+
+
+@pytest.mark.parametrize(
+    ("prob", "after_fallback", "expected"),
+    [
+        (0.9, False, "answer"),
+        (0.5, False, "answer"),
+        (0.49, False, "fallback"),
+        (0.49, True, "not_covered"),
+        (0.9, True, "answer"),
+        (None, False, "fallback"),
+        (None, True, "not_covered"),
+    ],
+)
+def test_each_branch(prob, after_fallback, expected):
+    assert decide(prob, Thresholds(answer=0.5), after_fallback) == expected
+
+
+def test_threshold_outside_0_1_is_refused():
+    with pytest.raises(RagrerankError, match="answer threshold"):
+        Thresholds(answer=2.0)
