@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ragrerank.config import Settings, resolve_settings
 from ragrerank.errors import RagrerankError
+from ragrerank.types import Hit
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -43,6 +46,49 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _index(args: argparse.Namespace, settings: Settings) -> int:
+    from ragrerank.index import build_index
+    from ragrerank.models import load_bi_encoder
+
+    model = load_bi_encoder(settings.bi_encoder, settings)
+    print(build_index(settings, model, kind=args.kind, force=args.force))
+    return 0
+
+
+def _search(args: argparse.Namespace, settings: Settings) -> int:
+    from ragrerank.index import open_retriever, search_queries
+    from ragrerank.models import load_bi_encoder
+
+    if (args.query is None) == (args.queries is None):
+        raise RagrerankError("search needs either a QUERY or --queries FILE.jsonl (not both)")
+    model = None if args.mode == "bm25" else load_bi_encoder(settings.bi_encoder, settings)
+    retriever = open_retriever(settings, args.mode, model)
+    if args.rerank:
+        from ragrerank.rerank import Reranker, RerankingRetriever
+
+        retriever = RerankingRetriever(retriever, Reranker.from_settings(settings), args.candidates)
+    if args.queries is not None:
+        for record in search_queries(retriever, Path(args.queries), args.k):
+            print(json.dumps(record, ensure_ascii=False))
+        return 0
+    hits = retriever.search(args.query, args.k)
+    if args.json:
+        print(json.dumps({"query": args.query, "results": [hit.to_json() for hit in hits]}, ensure_ascii=False))
+    else:
+        print(format_hits(hits))
+    return 0
+
+
+def format_hits(hits: Sequence[Hit]) -> str:
+    """A compact table: rank, the scores each stage gave, and where the passage comes from."""
+    lines = []
+    for hit in hits:
+        scores = "  ".join(f"{name}={value:.3f}" for name, value in hit.scores.items() if name != "first_stage_rank")
+        heading = " > ".join(hit.passage.heading)
+        lines.append(f"{hit.rank:>3}. {scores}\n     {hit.passage.path}" + (f"  [{heading}]" if heading else ""))
+    return "\n".join(lines) if lines else "(no results)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ragrerank", description=__doc__)
     parser.add_argument("--docs", help="folder that holds website/ (default: $DOCS_HOME_FOLDER or $BASE_FOLDER)")
@@ -54,6 +100,21 @@ def _parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser("doctor", help="show versions, docs, models and artifacts; exit 1 if something is missing")
     doctor.set_defaults(command=_doctor)
+
+    index = commands.add_parser("index", help="embed the passages and build the FAISS and BM25 indexes")
+    index.add_argument("--kind", choices=["flat", "hnsw"], default="flat", help="exact (flat) or approximate (hnsw) dense index")
+    index.add_argument("--force", action="store_true", help="rebuild even when the index is up to date")
+    index.set_defaults(command=_index)
+
+    search = commands.add_parser("search", help="retrieve passages for a question (or a JSONL file of questions)")
+    search.add_argument("query", nargs="?", help="the question")
+    search.add_argument("--queries", help="JSONL file with one {\"id\", \"query\"} per line; prints one JSON line per query")
+    search.add_argument("--k", type=int, default=10, help="results to return")
+    search.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default="hybrid")
+    search.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    search.add_argument("--rerank", action="store_true", help="rerank the first-stage candidates with the cross-encoder")
+    search.add_argument("--candidates", type=int, default=50, help="first-stage candidates to rerank")
+    search.set_defaults(command=_search)
     return parser
 
 

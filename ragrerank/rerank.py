@@ -22,6 +22,8 @@ from ragrerank.types import Hit
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
+    from ragrerank.index import Retriever
+
 
 @dataclass(frozen=True)
 class RerankSettings:
@@ -116,3 +118,27 @@ def _check_query(query: str) -> None:
     if not isinstance(query, str) or not query.strip():
         raise RagrerankError(f"empty query {query!r}: ask a question in words")
 
+
+
+class RerankingRetriever:
+    """A first-stage retriever followed by the cross-encoder, behind the same ``Retriever`` interface.
+
+    It fetches ``candidates`` hits from the first stage and returns the best ``k`` after
+    reranking, so batch search, evaluation and answering treat "hybrid + rerank" like any
+    other retriever.
+    """
+
+    def __init__(self, first_stage: Retriever, reranker: Reranker, candidates: int = 50) -> None:
+        if candidates < 1:
+            raise RagrerankError(f"candidates must be at least 1, got {candidates}")
+        self.first_stage = first_stage
+        self.reranker = reranker
+        self.candidates = candidates
+
+    def search(self, query: str, k: int = 10) -> list[Hit]:
+        return self.search_many([query], k)[0]
+
+    def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
+        depth = max(k, self.candidates)
+        first = self.first_stage.search_many(queries, depth)
+        return [self.reranker.rerank(query, hits)[:k] for query, hits in zip(queries, first)]
