@@ -1,0 +1,584 @@
+"""Retrieval: index the passages once, then find candidates densely, by keywords, or both.
+
+Dense search embeds passages with the bi-encoder into unit vectors, so FAISS inner product
+*is* cosine similarity. BM25 (bm25s) catches the exact identifiers a small bi-encoder
+blurs (``hostPath``, ``kubectl drain``). Hybrid fuses both candidate lists with reciprocal
+rank fusion, which needs no score calibration between the two. Every retriever sits behind
+the ``Retriever`` protocol, so another vector store can plug in without touching callers.
+
+The index folder is rebuilt atomically and describes itself in ``manifest.json``; opening
+it checks the manifest against the passages file and the model, so a stale index fails
+loudly instead of returning passages that no longer exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, get_args
+
+import bm25s
+import faiss
+import numpy as np
+import sentence_transformers
+from tqdm.auto import tqdm
+
+from ragrerank.config import Settings
+from ragrerank.errors import RagrerankError
+from ragrerank.io import atomic_write, read_jsonl
+from ragrerank.types import Hit, Passage
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+__all__ = [
+    "BM25Retriever",
+    "BuildReport",
+    "DenseRetriever",
+    "HybridRetriever",
+    "IndexManifest",
+    "Retriever",
+    "build_index",
+    "embed_texts",
+    "open_retriever",
+    "read_manifest",
+    "reciprocal_rank_fusion",
+    "search_queries",
+]
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["dense", "bm25", "hybrid"]
+IndexKind = Literal["flat", "hnsw"]
+MODES: tuple[str, ...] = get_args(Mode)
+KINDS: tuple[str, ...] = get_args(IndexKind)
+T = TypeVar("T", bound=Hashable)
+
+MANIFEST_FILE = "manifest.json"
+DENSE_FILE = "dense.faiss"
+BM25_DIR = "bm25"
+REBUILD = "run `ragrerank index` to rebuild it"
+
+RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
+HYBRID_DEPTH = 100  # candidates taken from each list before fusing
+HNSW_M = 32  # graph degree: recall vs memory
+HNSW_EF_CONSTRUCTION = 200
+HNSW_EF_SEARCH = 128  # raised to k when k is larger
+EMBED_CHUNK = 512  # passages per progress-bar step
+QUERY_CHUNK = 32  # queries per search_many call when streaming a queries file
+BM25_STOPWORDS = "en"  # bm25s' built-in English list; no stemmer, so nothing to download
+
+
+@dataclass(frozen=True)
+class IndexManifest:
+    """What an index was built from; compared on open so a stale index is refused.
+
+    ``files`` maps each index file (relative to the index folder) to its sha256, so a
+    truncated or hand-edited file is caught before FAISS or bm25s trip over it.
+    """
+
+    bi_encoder: str
+    dimension: int
+    passages: int
+    passages_sha256: str
+    kind: str
+    files: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> IndexManifest:
+        return cls(**record)
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """The outcome of ``build_index``: what is on disk and, when it was rebuilt, how fast.
+
+    ``passages_per_second`` is the embedding throughput, the part of the build that scales
+    with the corpus; it is ``None`` when an up-to-date index was reused.
+    """
+
+    index_dir: Path
+    manifest: IndexManifest
+    rebuilt: bool
+    seconds: float
+    passages_per_second: float | None
+    size_bytes: int
+
+    def __str__(self) -> str:
+        m = self.manifest
+        size = f"{self.size_bytes / 2**20:.1f} MiB"
+        what = f"{m.passages} passages, {m.kind} {m.dimension}-d ({m.bi_encoder}) + BM25, {size}"
+        if not self.rebuilt:
+            return f"index up to date, reused: {what} in {self.index_dir}"
+        return (
+            f"index built: {what} in {self.index_dir}, {self.seconds:.1f} s ({self.passages_per_second:.1f} passages/s)"
+        )
+
+
+class Retriever(Protocol):
+    """Anything that turns a query into ranked passages; dense, BM25, hybrid, or a remote store.
+
+    Hits are 1-based, best first, at most ``k`` of them (fewer when the corpus is smaller),
+    and each carries its mode's score under ``"<mode>_score"``.
+    """
+
+    mode: str
+
+    def search(self, query: str, k: int = 10) -> list[Hit]: ...
+
+    def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]: ...
+
+
+class DenseRetriever:
+    """Cosine similarity between the query and passage embeddings, via FAISS inner product.
+
+    Example:
+        >>> retriever = open_retriever(settings, "dense", model)
+        >>> hit = retriever.search("run a job every night at 2am", k=1)[0]
+        >>> hit.passage.path, round(hit.score, 3)
+        ('concepts/workloads/controllers/cron-jobs.md', 0.674)
+    """
+
+    mode = "dense"
+
+    def __init__(self, passages: Sequence[Passage], index: faiss.Index, model: SentenceTransformer) -> None:
+        if index.ntotal != len(passages):
+            raise RagrerankError(
+                f"the dense index holds {index.ntotal} vectors for {len(passages)} passages: {REBUILD}"
+            )
+        self.passages = passages
+        self.index = index
+        self.model = model
+        self._warned_truncation = False
+
+    def search(self, query: str, k: int = 10) -> list[Hit]:
+        return self.search_many([query], k)[0]
+
+    def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
+        _check_request(queries, k)
+        self._warn_if_truncated(queries)
+        vectors = embed_texts(self.model, queries, progress=False)
+        depth = min(k, len(self.passages))
+        scores, rows = self.index.search(vectors, depth, **self._search_params(depth))
+        return [_hits(self.passages, row, score, "dense_score") for row, score in zip(rows, scores, strict=True)]
+
+    def _search_params(self, depth: int) -> dict[str, Any]:
+        if isinstance(self.index, faiss.IndexHNSW):
+            return {"params": faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, depth))}
+        return {}
+
+    def _warn_if_truncated(self, queries: Sequence[str]) -> None:
+        """Warn once: the model silently cuts queries at its window, which users should know."""
+        window = self.model.max_seq_length
+        if self._warned_truncation or not window:
+            return
+        for query in queries:
+            tokens = len(self.model.tokenizer(query, verbose=False)["input_ids"])
+            if tokens > window:
+                logger.warning(
+                    "query of %d tokens truncated to the bi-encoder's window of %d: %.60r...", tokens, window, query
+                )
+                self._warned_truncation = True
+                return
+
+
+class BM25Retriever:
+    """BM25 over lowercase word tokens without stopwords; finds exact identifiers and flags.
+
+    Only passages sharing at least one query term are returned, so a query made only of
+    stopwords or unknown words gets no hits rather than arbitrary ones.
+    """
+
+    mode = "bm25"
+
+    def __init__(self, passages: Sequence[Passage], bm25: bm25s.BM25) -> None:
+        if bm25.scores["num_docs"] != len(passages):
+            raise RagrerankError(
+                f"the BM25 index holds {bm25.scores['num_docs']} documents for {len(passages)} passages: {REBUILD}"
+            )
+        self.passages = passages
+        self.bm25 = bm25
+
+    def search(self, query: str, k: int = 10) -> list[Hit]:
+        return self.search_many([query], k)[0]
+
+    def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
+        _check_request(queries, k)
+        return [self._search_one(tokens, k) for tokens in _tokenize(queries)]
+
+    def _search_one(self, tokens: list[str], k: int) -> list[Hit]:
+        ids = self.bm25.get_tokens_ids(tokens)
+        if not ids:
+            return []
+        scores = self.bm25.get_scores_from_ids(ids)
+        rows = np.argsort(-scores, kind="stable")[:k]  # stable: ties keep corpus order
+        rows = rows[scores[rows] > 0]
+        return _hits(self.passages, rows, scores[rows], "bm25_score")
+
+
+class HybridRetriever:
+    """Reciprocal rank fusion of a dense and a BM25 retriever.
+
+    Each side contributes its top ``max(k, depth)`` candidates; fusion uses only ranks,
+    so the cosine and BM25 scales never need reconciling. Hits keep both source scores
+    where the passage appeared in that list.
+    """
+
+    mode = "hybrid"
+
+    def __init__(self, dense: Retriever, bm25: Retriever, depth: int = HYBRID_DEPTH, rrf_k: int = RRF_K) -> None:
+        if depth < 1 or rrf_k < 0:
+            raise RagrerankError(f"hybrid depth must be ≥ 1 and rrf_k ≥ 0, got depth={depth}, rrf_k={rrf_k}")
+        self.dense = dense
+        self.bm25 = bm25
+        self.depth = depth
+        self.rrf_k = rrf_k
+
+    def search(self, query: str, k: int = 10) -> list[Hit]:
+        return self.search_many([query], k)[0]
+
+    def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
+        _check_request(queries, k)
+        depth = max(k, self.depth)
+        dense, bm25 = self.dense.search_many(queries, depth), self.bm25.search_many(queries, depth)
+        return [self._fuse(d, b, k) for d, b in zip(dense, bm25, strict=True)]
+
+    def _fuse(self, dense: list[Hit], bm25: list[Hit], k: int) -> list[Hit]:
+        sources = [{hit.passage.id: hit for hit in hits} for hits in (dense, bm25)]
+        fused = reciprocal_rank_fusion([list(hits) for hits in sources], self.rrf_k)[:k]
+        hits = []
+        for rank, (passage_id, score) in enumerate(fused, start=1):
+            found = [source[passage_id] for source in sources if passage_id in source]
+            scores = {name: value for hit in found for name, value in hit.scores.items()}
+            hits.append(Hit(found[0].passage, score, rank, {**scores, "fused_score": score}))
+        return hits
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[T]], k: int = RRF_K) -> list[tuple[T, float]]:
+    """Fuse ranked lists by summing ``1 / (k + rank)`` (1-based) for each item.
+
+    Ties are broken by first appearance (the first list wins), so the result is
+    deterministic.
+
+    Example:
+        >>> [(item, round(score, 4)) for item, score in reciprocal_rank_fusion([["a", "b"], ["b", "c"]])]
+        [('b', 0.0325), ('a', 0.0164), ('c', 0.0161)]
+    """
+    scores: dict[T, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    order = {item: position for position, item in enumerate(scores)}
+    return sorted(scores.items(), key=lambda pair: (-pair[1], order[pair[0]]))
+
+
+def embed_texts(
+    model: SentenceTransformer, texts: Sequence[str], batch_size: int = 64, progress: bool = True
+) -> np.ndarray:
+    """Embed texts into unit-length float32 rows, so inner product equals cosine.
+
+    Texts are sorted by length globally (not only per ``encode`` call) so each batch pads
+    to similar lengths, and encoded in chunks to drive one passages-level progress bar.
+    """
+    order = np.argsort([-len(text) for text in texts], kind="stable")
+    vectors = np.empty((len(texts), model.get_embedding_dimension()), dtype=np.float32)
+    with tqdm(total=len(texts), unit="passages", desc="embedding", disable=not progress) as bar:
+        for start in range(0, len(texts), EMBED_CHUNK):
+            rows = order[start : start + EMBED_CHUNK]
+            vectors[rows] = model.encode(
+                [texts[row] for row in rows],
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            bar.update(len(rows))
+    return vectors
+
+
+def build_index(
+    settings: Settings, model: SentenceTransformer, kind: IndexKind = "flat", force: bool = False, batch_size: int = 64
+) -> BuildReport:
+    """Build the dense and BM25 indexes of ``settings.passages_path`` into ``settings.index_dir``.
+
+    Reuses the index when its manifest already matches (same passages checksum, same
+    bi-encoder, same kind, intact files), so reruns take seconds; ``force`` rebuilds anyway.
+    Everything is written to a temporary folder and swapped in at the end, so a failed
+    build leaves the earlier index usable.
+
+    Args:
+        settings: where the passages and the index live; ``settings.bi_encoder`` names ``model``.
+        model: the loaded bi-encoder (``ragrerank.models.load_bi_encoder(settings.bi_encoder)``).
+        kind: ``"flat"`` (exact search, the default up to a few hundred thousand passages)
+            or ``"hnsw"`` (approximate graph search for large corpora).
+        force: rebuild even when the manifest matches.
+        batch_size: passages per forward pass.
+
+    Example:
+        >>> print(build_index(settings, model))
+        index up to date, reused: 15213 passages, flat 384-d (sentence-transformers/all-MiniLM-L6-v2) + BM25, ...
+    """
+    if kind not in KINDS:
+        raise RagrerankError(f"unknown index kind {kind!r}: choose one of {', '.join(KINDS)}")
+    started = time.perf_counter()
+    passages_sha256 = _sha256(_passages_file(settings))
+    index_dir = settings.index_dir
+    if not force and _is_current(index_dir, settings.bi_encoder, passages_sha256, kind):
+        manifest = read_manifest(index_dir)
+        return BuildReport(index_dir, manifest, False, time.perf_counter() - started, None, _size(index_dir))
+    passages = _load_passages(settings.passages_path)
+    embed_started = time.perf_counter()
+    vectors = embed_texts(model, [passage.text for passage in passages], batch_size)
+    rate = len(passages) / (time.perf_counter() - embed_started)
+    manifest = _write_index(index_dir, passages, vectors, settings.bi_encoder, passages_sha256, kind)
+    return BuildReport(index_dir, manifest, True, time.perf_counter() - started, rate, _size(index_dir))
+
+
+def read_manifest(index_dir: Path) -> IndexManifest:
+    """Read ``manifest.json``; a missing or unreadable one means the index must be (re)built."""
+    path = index_dir / MANIFEST_FILE
+    if not path.is_file():
+        raise RagrerankError(f"no index at {index_dir} (missing {MANIFEST_FILE}): run `ragrerank index` to build it")
+    try:
+        return IndexManifest.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as error:
+        raise RagrerankError(f"{path} is corrupt ({error}): {REBUILD}") from None
+
+
+def open_retriever(
+    settings: Settings, mode: Mode = "hybrid", model: SentenceTransformer | None = None, depth: int = HYBRID_DEPTH
+) -> Retriever:
+    """Open the index in ``settings.index_dir`` as a retriever of the given mode.
+
+    Refuses an index built from other passages, another bi-encoder, or with damaged
+    files, naming the mismatch and the fix, rather than returning wrong passages.
+
+    Args:
+        settings: where the passages and the index live, and which bi-encoder is expected.
+        mode: ``"dense"``, ``"bm25"`` or ``"hybrid"``.
+        model: the loaded bi-encoder; needed for dense and hybrid, ignored for BM25.
+        depth: candidates per list that hybrid fuses (it uses ``max(k, depth)``).
+
+    Example:
+        >>> retriever = open_retriever(settings, "bm25")
+        >>> [hit.passage.path for hit in retriever.search("hostPath security risks", k=1)]
+        ['concepts/storage/volumes.md']
+    """
+    if mode not in MODES:
+        raise RagrerankError(f"unknown retrieval mode {mode!r}: choose one of {', '.join(MODES)}")
+    needs_dense = mode != "bm25"
+    if needs_dense and model is None:
+        raise RagrerankError(f"mode {mode!r} needs the bi-encoder: pass model=load_bi_encoder({settings.bi_encoder!r})")
+    manifest = read_manifest(settings.index_dir)
+    _check_manifest(manifest, settings, model if needs_dense else None)
+    passages = _load_passages(settings.passages_path)
+    if len(passages) != manifest.passages:
+        raise RagrerankError(
+            f"{settings.passages_path} has {len(passages)} passages, the index {manifest.passages}: {REBUILD}"
+        )
+    if mode == "bm25":
+        return BM25Retriever(passages, _read_bm25(settings.index_dir))
+    dense = DenseRetriever(passages, _read_faiss(settings.index_dir), model)
+    if mode == "dense":
+        return dense
+    return HybridRetriever(dense, BM25Retriever(passages, _read_bm25(settings.index_dir)), depth)
+
+
+def search_queries(retriever: Retriever, queries_path: Path, k: int = 10) -> Iterator[dict[str, Any]]:
+    """Search every query of a JSONL file (``{"id", "query", ...}`` per line), one record each.
+
+    Yields ``{"id", "query", "results": [Hit.to_json(), ...]}`` in file order, searching
+    in small batches so a long file streams instead of waiting for the last query.
+    """
+    records = read_jsonl(queries_path)
+    for number, record in enumerate(records, start=1):
+        query = record.get("query")
+        if "id" not in record or not isinstance(query, str) or not query.strip():
+            raise RagrerankError(
+                f'{queries_path}: record {number} needs an "id" and a non-empty string "query", '
+                f"got id={record.get('id')!r} query={query!r}"
+            )
+    for start in range(0, len(records), QUERY_CHUNK):
+        batch = records[start : start + QUERY_CHUNK]
+        for record, hits in zip(batch, retriever.search_many([r["query"] for r in batch], k), strict=True):
+            yield {"id": record["id"], "query": record["query"], "results": [hit.to_json() for hit in hits]}
+
+
+def _check_request(queries: Sequence[str], k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise RagrerankError(f"k must be a whole number ≥ 1, got {k!r}: ask for at least one result")
+    for query in queries:
+        if not isinstance(query, str) or not query.strip():
+            raise RagrerankError(f"empty query {query!r}: pass a question with at least one word")
+
+
+def _tokenize(texts: Sequence[str]) -> list[list[str]]:
+    return bm25s.tokenize(list(texts), stopwords=BM25_STOPWORDS, return_ids=False, show_progress=False)
+
+
+def _hits(passages: Sequence[Passage], rows: np.ndarray, scores: np.ndarray, key: str) -> list[Hit]:
+    """Turn index rows into Hits; FAISS pads missing results with row -1, which are dropped."""
+    found = [(int(row), float(score)) for row, score in zip(rows, scores, strict=True) if row >= 0]
+    return [Hit(passages[row], score, rank, {key: score}) for rank, (row, score) in enumerate(found, start=1)]
+
+
+def _passages_file(settings: Settings) -> Path:
+    path = settings.passages_path
+    if not path.is_file():
+        raise RagrerankError(f"no passages at {path}: run `ragrerank passages` (or notebook 02) first")
+    return path
+
+
+def _load_passages(path: Path) -> list[Passage]:
+    passages = [Passage.from_json(record) for record in read_jsonl(path)]
+    if not passages:
+        raise RagrerankError(f"{path} holds no passages: rerun `ragrerank passages` and check the docs folder")
+    ids = [passage.id for passage in passages]
+    if len(set(ids)) != len(ids):
+        duplicate = next(pid for pid in ids if ids.count(pid) > 1)
+        raise RagrerankError(f"{path} repeats passage id {duplicate!r}: rerun `ragrerank passages`")
+    return passages
+
+
+def _new_faiss(dimension: int, kind: str) -> faiss.Index:
+    if kind == "flat":
+        return faiss.IndexFlatIP(dimension)
+    index = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    return index
+
+
+def _write_index(
+    index_dir: Path, passages: Sequence[Passage], vectors: np.ndarray, bi_encoder: str, passages_sha256: str, kind: str
+) -> IndexManifest:
+    """Write both indexes and the manifest into a temp folder, then swap it into place."""
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=index_dir.parent, prefix=f".{index_dir.name}.building-"))
+    try:
+        dense = _new_faiss(vectors.shape[1], kind)
+        dense.add(vectors)
+        faiss.write_index(dense, str(staging / DENSE_FILE))
+        bm25 = bm25s.BM25()
+        bm25.index(_tokenize([passage.text for passage in passages]), show_progress=False)
+        bm25.save(str(staging / BM25_DIR), show_progress=False)
+        manifest = IndexManifest(
+            bi_encoder=bi_encoder,
+            dimension=int(vectors.shape[1]),
+            passages=len(passages),
+            passages_sha256=passages_sha256,
+            kind=kind,
+            files=_file_checksums(staging),
+            versions={
+                "faiss": faiss.__version__,
+                "bm25s": bm25s.__version__,
+                "sentence-transformers": sentence_transformers.__version__,
+            },
+        )
+        with atomic_write(staging / MANIFEST_FILE) as handle:
+            json.dump(manifest.to_json(), handle, indent=2, sort_keys=True)
+        _swap_in(staging, index_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _swap_in(staging: Path, index_dir: Path) -> None:
+    """Replace ``index_dir`` by ``staging`` with two renames; the old index survives a failure."""
+    retired = index_dir.with_name(f".{index_dir.name}.old-{os.getpid()}")
+    if index_dir.exists():
+        os.replace(index_dir, retired)
+    try:
+        os.replace(staging, index_dir)
+    except OSError:
+        if retired.exists():
+            os.replace(retired, index_dir)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _is_current(index_dir: Path, bi_encoder: str, passages_sha256: str, kind: str) -> bool:
+    try:
+        manifest = read_manifest(index_dir)
+    except RagrerankError:
+        return False
+    same_inputs = (manifest.bi_encoder, manifest.passages_sha256, manifest.kind) == (bi_encoder, passages_sha256, kind)
+    return same_inputs and bool(manifest.files) and _damaged_file(index_dir, manifest) is None
+
+
+def _check_manifest(manifest: IndexManifest, settings: Settings, model: SentenceTransformer | None) -> None:
+    """Refuse an index that no longer describes these passages, this model, or intact files."""
+    if _sha256(_passages_file(settings)) != manifest.passages_sha256:
+        raise RagrerankError(
+            f"{settings.passages_path} changed since the index in {settings.index_dir} was built: {REBUILD}"
+        )
+    if model is not None:
+        if manifest.bi_encoder != settings.bi_encoder:
+            raise RagrerankError(
+                f"the index in {settings.index_dir} was built with {manifest.bi_encoder!r}, "
+                f"not {settings.bi_encoder!r}: "
+                f"{REBUILD} with this bi-encoder, or select {manifest.bi_encoder!r}"
+            )
+        if model.get_embedding_dimension() != manifest.dimension:
+            raise RagrerankError(
+                f"the bi-encoder gives {model.get_embedding_dimension()}-d vectors, "
+                f"the index holds {manifest.dimension}-d: {REBUILD}"
+            )
+    damaged = _damaged_file(settings.index_dir, manifest)
+    if damaged is not None:
+        raise RagrerankError(f"index file {damaged} is missing, corrupt, or changed after the build: {REBUILD}")
+
+
+def _damaged_file(index_dir: Path, manifest: IndexManifest) -> Path | None:
+    """The first file the manifest lists whose checksum no longer matches, if any."""
+    for name, checksum in manifest.files.items():
+        path = index_dir / name
+        if not path.is_file() or _sha256(path) != checksum:
+            return path
+    return None
+
+
+def _read_faiss(index_dir: Path) -> faiss.Index:
+    try:
+        return faiss.read_index(str(index_dir / DENSE_FILE))
+    except RuntimeError as error:
+        raise RagrerankError(
+            f"cannot read {index_dir / DENSE_FILE} ({str(error).splitlines()[0]}): {REBUILD}"
+        ) from None
+
+
+def _read_bm25(index_dir: Path) -> bm25s.BM25:
+    try:
+        return bm25s.BM25.load(str(index_dir / BM25_DIR), show_progress=False)
+    except (OSError, ValueError, KeyError) as error:
+        raise RagrerankError(f"cannot read the BM25 index in {index_dir / BM25_DIR} ({error}): {REBUILD}") from None
+
+
+def _file_checksums(index_dir: Path) -> dict[str, str]:
+    """sha256 of every index file except the manifest, keyed by path relative to the folder."""
+    files = sorted(p for p in index_dir.rglob("*") if p.is_file() and p.name != MANIFEST_FILE)
+    return {p.relative_to(index_dir).as_posix(): _sha256(p) for p in files}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _size(index_dir: Path) -> int:
+    return sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file())
