@@ -17,6 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = REPO / "data" / "eval" / "k8s_questions.jsonl"
+README = QUESTIONS.with_name("README.md")
 DEV_SET = REPO.parent / "shared" / "eval" / "dev.jsonl"
 DOCS_SUBDIR = Path("website/content/en/docs")
 
@@ -41,12 +42,11 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def docs_dir() -> Path | None:
-    """The docs root: $DOCS_HOME_FOLDER/website/... else ../shared/corpora/k8s next to the repo."""
+def docs_dir() -> Path:
+    """Where the docs should be: $DOCS_HOME_FOLDER/website/... else ../shared/corpora/k8s next to the repo."""
     home = os.environ.get("DOCS_HOME_FOLDER", "").strip()
     root = Path(home).expanduser() if home else REPO.parent / "shared" / "corpora" / "k8s"
-    docs = root / DOCS_SUBDIR
-    return docs if docs.is_dir() else None
+    return root / DOCS_SUBDIR
 
 
 @cache
@@ -79,10 +79,10 @@ def questions() -> list[dict]:
 @pytest.fixture(scope="module")
 def docs() -> Path:
     found = docs_dir()
-    if found is None:
+    if not found.is_dir():
         pytest.skip(
-            f"Kubernetes docs not found: set DOCS_HOME_FOLDER to the folder holding {DOCS_SUBDIR.parts[0]}/ "
-            f"(here: ../shared/corpora/k8s)"
+            f"Kubernetes docs not found at {found}: set DOCS_HOME_FOLDER to the folder holding "
+            f"{DOCS_SUBDIR.parts[0]}/ (here: ../shared/corpora/k8s)"
         )
     return found
 
@@ -107,6 +107,14 @@ def test_counts(questions):
     types = Counter(q["type"] for q in questions)
     assert types["ood"] >= MIN_OOD, types
     assert sum(n for t, n in types.items() if t != "ood") >= MIN_IN_SCOPE, types
+
+
+def test_readme_counts_match_the_file(questions):
+    """The README states the count per type; keep it honest when questions are added or removed."""
+    stated = dict(re.findall(r"^\| \**(\w+)\** \| \**(\d+)\** \|$", README.read_text(encoding="utf-8"), re.M))
+    actual = Counter(q["type"] for q in questions)
+    actual["total"] = len(questions)
+    assert {t: int(n) for t, n in stated.items()} == dict(actual), f"README counts {stated}, file has {dict(actual)}"
 
 
 def test_gold_and_evidence_shape(questions):
