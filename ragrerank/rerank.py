@@ -8,6 +8,7 @@ ranking is the same, but it gives a scale on which a threshold means something
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -79,6 +80,8 @@ class Reranker:
             return np.zeros(0, dtype=np.float32)
         import torch
 
+        query = self._fit_query(query)
+
         logits = self.model.predict(
             [(query, text) for text in texts],
             batch_size=self.settings.batch_size,
@@ -90,6 +93,15 @@ class Reranker:
         if not np.all(np.isfinite(logits)):
             raise RagrerankError(f"cross-encoder gave a non-finite score for query {query[:80]!r}: the model is broken")
         return logits
+
+    def _fit_query(self, query: str) -> str:
+        """Cut a question longer than half the model window, so the passage is still read."""
+        tokenizer, budget = self.model.tokenizer, self.model.max_length // 2
+        ids = tokenizer(query, add_special_tokens=False)["input_ids"]
+        if len(ids) <= budget:
+            return query
+        warnings.warn(f"query of {len(ids)} tokens cut to {budget} for the cross-encoder window", stacklevel=3)
+        return tokenizer.decode(ids[:budget])
 
     def rerank(
         self, query: str, hits: Sequence[Hit], top_n: int | None = None, threshold: float | None = None

@@ -104,3 +104,9 @@ def test_invalid_settings_are_refused():
         RerankSettings(threshold=1.5)
     with pytest.raises(RagrerankError, match="top_n"):
         RerankSettings(top_n=0)
+
+
+def test_question_longer_than_the_window_is_cut_with_a_warning(reranker):
+    with pytest.warns(UserWarning, match="cut to 64"):
+        logits = reranker.predict("what is a pod " * 300, ["A Pod is a group of containers."])
+    assert np.isfinite(logits).all()
