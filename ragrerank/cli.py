@@ -79,6 +79,40 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    from ragrerank.answer import LLM, AnswerSettings, answer
+    from ragrerank.decision import Thresholds
+    from ragrerank.index import open_retriever
+    from ragrerank.models import load_bi_encoder, load_llm
+    from ragrerank.rerank import Reranker
+
+    bi_encoder = load_bi_encoder(settings.bi_encoder, settings)
+    first_stage = open_retriever(settings, args.mode, bi_encoder)
+    fallback = open_retriever(settings, "bm25")
+    reranker = Reranker.from_settings(settings)
+    answer_settings = AnswerSettings(candidates=args.candidates, thresholds=Thresholds(answer=args.threshold))
+    llm = None if args.no_llm else LLM(*load_llm(settings.llm, settings), max_new_tokens=answer_settings.max_new_tokens)
+    stream = None if args.json or llm is None else (lambda text: print(text, end="", flush=True))
+    if stream:
+        print("answer: ", end="", flush=True)
+    result = answer(args.question, first_stage, fallback, reranker, llm, answer_settings, on_token=stream)
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False))
+        return 0
+    if not stream:
+        print(f"answer: {result.answer}")
+    print(f"decision: {result.decision}")
+    print("citations:" if result.decision != "not_covered" else "closest pages:")
+    for number, citation in enumerate(result.citations, start=1):
+        print(f"  [{number}] {citation.title} — {citation.url}")
+    print("candidates (after reranking ← before):")
+    for hit in result.candidates[:10]:
+        before = int(hit.scores["first_stage_rank"])
+        print(f"  {hit.rank:>3} ← {before:<3} p={hit.scores['ce_prob']:.3f}  {hit.passage.path}")
+    print("timings: " + ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in result.timings.items()))
+    return 0
+
+
 def format_hits(hits: Sequence[Hit]) -> str:
     """A compact table: rank, the scores each stage gave, and where the passage comes from."""
     lines = []
@@ -115,6 +149,15 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--rerank", action="store_true", help="rerank the first-stage candidates with the cross-encoder")
     search.add_argument("--candidates", type=int, default=50, help="first-stage candidates to rerank")
     search.set_defaults(command=_search)
+
+    ask = commands.add_parser("ask", help="answer a question from the docs with citations, or say they do not cover it")
+    ask.add_argument("question")
+    ask.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default="hybrid", help="first-stage retrieval")
+    ask.add_argument("--candidates", type=int, default=50, help="first-stage candidates to rerank")
+    ask.add_argument("--threshold", type=float, default=0.5, help="probability the best passage needs before the LLM answers")
+    ask.add_argument("--no-llm", action="store_true", help="decide and cite, but do not generate an answer")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.set_defaults(command=_ask)
     return parser
 
 
