@@ -43,6 +43,7 @@ __all__ = [
     "build_passages",
     "clean_markdown",
     "extract_passages",
+    "hugo_anchor",
     "load_passages",
     "measure_runbook_chunker",
     "passages_from_markdown",
@@ -113,14 +114,16 @@ class ExtractionReport:
     def words_p95(self) -> int:
         return _percentile([passage.words for passage in self.passages], 0.95)
 
-    def summary(self) -> str:
-        """A few lines for the CLI and the notebook: files, skips, passages, sizes, time."""
+    def summary(self, max_warnings: int = 10) -> str:
+        """A few lines for the CLI and the notebook: files, skips, warnings, passages, sizes, time."""
         skipped = sum(len(paths) for paths in self.skipped.values())
         reasons = ", ".join(f"{reason}: {len(paths)}" for reason, paths in sorted(self.skipped.items()))
         lines = [
             f"files read: {self.files_read}",
             f"skipped: {skipped}" + (f" ({reasons})" if reasons else ""),
             f"warnings: {len(self.warnings)}",
+            *(f"  {warning}" for warning in self.warnings[:max_warnings]),
+            *([f"  ... and {len(self.warnings) - max_warnings} more"] if len(self.warnings) > max_warnings else []),
             f"passages: {len(self.passages)}",
             f"words per passage: p50 {self.words_p50}, p95 {self.words_p95}",
             f"elapsed: {self.seconds:.1f} s",
@@ -176,7 +179,7 @@ def _read_text(file: Path, path: str, log: list[str]) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         text = data.decode("utf-8", errors="replace")
-        log.append(f"{path}: not valid UTF-8 (first bad byte at offset {error.start}); bad bytes replaced with U+FFFD")
+        log.append(f"{path}: not valid UTF-8 (first bad byte at offset {error.start}); replaced with U+FFFD")
     return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -282,7 +285,8 @@ def _feature_gate(page: _Page) -> _Gate | None:
     if not stages or "title" not in page.meta:
         return None
     last = stages[-1]
-    return _Gate(str(last.get("stage", "")), str(last.get("fromVersion", "")), _is_true(last.get("defaultValue")), page.body)
+    since, default = str(last.get("fromVersion", "")), _is_true(last.get("defaultValue"))
+    return _Gate(str(last.get("stage", "")), since, default, page.body)
 
 
 def _minor(value: Any) -> tuple[int, int] | None:
@@ -508,12 +512,22 @@ def _expanded(code: _Shortcode, page_path: str, site: _Site, depth: int) -> str:
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n]*)$")
 _IMAGE = re.compile(r"!\[(?:[^\[\]]|\[[^\]]*\])*\](?:\([^)]*\)|\[[^\]]*\])")
-_LINK = re.compile(r"\[((?:[^\[\]]|\[[^\]]*\])*)\](?:\(\s*<?[^()\s>]*(?:\([^()]*\)[^()\s>]*)*>?(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)|\[[^\]]*\])")
+_LINK = re.compile(  # [text](url "title") or [text][ref]; the url may hold one level of (parentheses)
+    r"\[((?:[^\[\]]|\[[^\]]*\])*)\]"
+    r"(?:\(\s*<?[^()\s>]*(?:\([^()]*\)[^()\s>]*)*>?(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)|\[[^\]]*\])"
+)
 _LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:\s+\S+.*$", re.M)
 _HTML_HEADING = re.compile(r"^\s*<h([1-6])(?:\s[^>]*?id=\"([^\"]*)\")?[^>]*>(.*?)</h\1>\s*$", re.M | re.I)
-_BLOCK_TAGS = "br|p|div|tr|ul|ol|table|thead|tbody|tfoot|hr|dl|dt|dd|blockquote|pre|details|summary|h[1-6]|caption|figure|figcaption|section|center"
+# Only real HTML tags are stripped: <pod-name>, <none> and <label> are placeholders in prose.
+_BLOCK_TAGS = (
+    "br|p|div|tr|ul|ol|table|thead|tbody|tfoot|hr|dl|dt|dd|blockquote|pre|details|summary|h[1-6]"
+    "|caption|figure|figcaption|section|center"
+)
 _CELL_TAGS = "td|th"
-_INLINE_TAGS = "a|b|i|u|s|em|strong|code|tt|span|kbd|sub|sup|small|abbr|mark|del|ins|img|col|colgroup|font|iframe|video|source|cite|q|var|wbr|nobr"
+_INLINE_TAGS = (
+    "a|b|i|u|s|em|strong|code|tt|span|kbd|sub|sup|small|abbr|mark|del|ins|img|col|colgroup|font"
+    "|iframe|video|source|cite|q|var|wbr|nobr"
+)
 _RAW_TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>", re.S | re.I)
 _TAG = re.compile(rf"</?(?:({_BLOCK_TAGS})|({_CELL_TAGS})|(li)|{_INLINE_TAGS})\b(?:\s[^<>]*)?/?>", re.I)
 _INLINE_CODE = re.compile(r"(`+)[^`\n].*?\1|(`+)")
@@ -737,7 +751,8 @@ def hugo_anchor(text: str) -> str:
         >>> hugo_anchor("What's next: `kubectl` & friends")
         'whats-next-kubectl--friends'
     """
-    return "".join("-" if char.isspace() else char for char in text.lower() if char.isalnum() or char in "-_" or char.isspace())
+    kept = (char for char in text.lower() if char.isalnum() or char in "-_" or char.isspace())
+    return "".join("-" if char.isspace() else char for char in kept)
 
 
 def _sections(blocks: Sequence[_Block], root: tuple[str, ...]) -> list[_Section]:
@@ -780,6 +795,10 @@ class _Unit:
     cut_cost: float  # penalty for starting a passage here
     prose: bool  # may be repeated as overlap
 
+    @property
+    def starts_section(self) -> bool:
+        return self.cut_cost == _CUT_COST["section"]
+
 
 _CUT_COST = {"section": 0.0, "block": 1.0, "line": 2.0, "sentence": 3.0, "word": 6.0}
 _CROSS_SECTION = 0.5  # a passage that spans a heading: fine, but a cut there is nicer
@@ -819,7 +838,7 @@ def _text_units(text: str, section: int, first: str, cap: int) -> list[_Unit]:
 
 def _overlap(units: Sequence[_Unit], start: int, budget: int) -> list[int]:
     """Whole prose sentences before ``start`` in the same section, at most ``budget`` words."""
-    if start == 0 or units[start].cut_cost == 0.0:
+    if start == 0 or units[start].starts_section:
         return []
     chosen: list[int] = []
     words = 0
@@ -835,8 +854,9 @@ def _overlap(units: Sequence[_Unit], start: int, budget: int) -> list[int]:
     return chosen
 
 
-def _segment(units: Sequence[_Unit], prefix_words: Sequence[int], inline_words: Sequence[int],
-             settings: ChunkSettings) -> list[tuple[int, int]]:
+def _segment(
+    units: Sequence[_Unit], prefix_words: Sequence[int], inline_words: Sequence[int], settings: ChunkSettings
+) -> list[tuple[int, int]]:
     """Best cut of a page's units into passages (dynamic programming over cut points).
 
     Hard limit: at most ``max_words`` per passage (a single unit may exceed it only when
@@ -853,7 +873,7 @@ def _segment(units: Sequence[_Unit], prefix_words: Sequence[int], inline_words: 
     overlaps = [sum(units[k].words for k in _overlap(units, start, settings.overlap_words)) for start in range(count)]
     headings = [0] * (count + 1)  # section starts among units[:k]
     for index, unit in enumerate(units):
-        headings[index + 1] = headings[index] + (unit.cut_cost == 0.0)
+        headings[index + 1] = headings[index] + unit.starts_section
     target = (settings.min_words + settings.max_words) / 2
     best = [0.0] + [math.inf] * count
     back = [0] * (count + 1)
@@ -950,7 +970,8 @@ def _chunk(place: _Place, blocks: Sequence[_Block], settings: ChunkSettings) -> 
     prefixes = [_prefix(place, section.heading) for section in sections]
     inline = [
         _inline_heading(sections[units[k - 1].section].heading, sections[unit.section].heading)
-        if k and unit.cut_cost == 0.0 and sections[unit.section].heading else ""
+        if k and unit.starts_section and sections[unit.section].heading
+        else ""
         for k, unit in enumerate(units)
     ]
     inline_words = [len(text.split()) for text in inline]
@@ -964,15 +985,17 @@ def _chunk(place: _Place, blocks: Sequence[_Block], settings: ChunkSettings) -> 
         anchor = section.anchor if place.anchor is None else place.anchor
         ordinal = ordinals[section.heading]
         ordinals[section.heading] += 1
-        passages.append(Passage(
-            id=_passage_id(place.path, section.heading, ordinal),
-            path=place.path,
-            title=place.title,
-            heading=section.heading,
-            url=place.url + (f"#{anchor}" if anchor else ""),
-            text=text,
-            words=len(text.split()),
-        ))
+        passages.append(
+            Passage(
+                id=_passage_id(place.path, section.heading, ordinal),
+                path=place.path,
+                title=place.title,
+                heading=section.heading,
+                url=place.url + (f"#{anchor}" if anchor else ""),
+                text=text,
+                words=len(text.split()),
+            )
+        )
     return passages
 
 
@@ -1072,7 +1095,9 @@ def clean_markdown(markdown: str, settings: ChunkSettings = ChunkSettings()) -> 
     return _render_blocks(_page_blocks(body, "page.md", site, settings, []))
 
 
-def passages_from_markdown(markdown: str, path: str = "page.md", settings: ChunkSettings = ChunkSettings()) -> list[Passage]:
+def passages_from_markdown(
+    markdown: str, path: str = "page.md", settings: ChunkSettings = ChunkSettings()
+) -> list[Passage]:
     """Chunk one page given as a string (front matter included), without the rest of the site.
 
     Handy for trying chunk settings on a snippet; unlike ``extract_passages`` it skips
@@ -1123,7 +1148,9 @@ def load_passages(path: Path) -> list[Passage]:
     return passages
 
 
-def build_passages(settings: Settings, out: Path | None = None, chunking: ChunkSettings = ChunkSettings()) -> ExtractionReport:
+def build_passages(
+    settings: Settings, out: Path | None = None, chunking: ChunkSettings = ChunkSettings()
+) -> ExtractionReport:
     """Extract passages from ``settings.docs_dir`` and write them (default ``settings.passages_path``).
 
     The CLI calls this and prints ``report.summary()``.
@@ -1146,7 +1173,14 @@ def measure_runbook_chunker(docs_dir: Path) -> RunbookLoss:
     for path in files:
         for key, value in _runbook_page(_read_page(Path(docs_dir), path, log).body).items():
             totals[key] += value
-    return RunbookLoss(len(files), totals["total"], totals["kept"], totals["dropped"], totals["dropped_words"], totals["trailing"])
+    return RunbookLoss(
+        files=len(files),
+        words_total=totals["total"],
+        blocks_kept=totals["kept"],
+        blocks_dropped=totals["dropped"],
+        words_dropped=totals["dropped_words"],
+        trailing_words=totals["trailing"],
+    )
 
 
 def _runbook_page(body: str) -> Counter[str]:
