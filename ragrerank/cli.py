@@ -46,6 +46,14 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _passages(args: argparse.Namespace, settings: Settings) -> int:
+    from ragrerank.corpus import build_passages
+
+    report = build_passages(settings, out=Path(args.out) if args.out else None)
+    print(report.summary())
+    return 0
+
+
 def _index(args: argparse.Namespace, settings: Settings) -> int:
     from ragrerank.index import build_index
     from ragrerank.models import load_bi_encoder
@@ -134,6 +142,10 @@ def _parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser("doctor", help="show versions, docs, models and artifacts; exit 1 if something is missing")
     doctor.set_defaults(command=_doctor)
+
+    passages = commands.add_parser("passages", help="extract clean, citable passages from the docs")
+    passages.add_argument("--out", help="output JSONL (default: passages.jsonl in the artifacts folder)")
+    passages.set_defaults(command=_passages)
 
     index = commands.add_parser("index", help="embed the passages and build the FAISS and BM25 indexes")
     index.add_argument("--kind", choices=["flat", "hnsw"], default="flat", help="exact (flat) or approximate (hnsw) dense index")

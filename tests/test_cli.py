@@ -40,3 +40,20 @@ def test_console_script_runs_as_a_module():
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_passages_command_writes_the_file_it_reports(tmp_path, capsys):
+    from ragrerank.config import PROJECT_ROOT
+    from ragrerank.corpus import load_passages
+
+    fixture_docs = PROJECT_ROOT / "tests" / "fixtures" / "docs"
+    out = tmp_path / "passages.jsonl"
+    assert main(["--docs", str(fixture_docs), "--home", str(tmp_path), "passages", "--out", str(out)]) == 0
+    report = capsys.readouterr().out
+    assert f"passages: {len(load_passages(out))}" in report
+
+
+def test_search_without_an_index_says_how_to_build_it(settings, tmp_path, capsys):
+    code = main(["--docs", str(settings.docs_root), "--home", str(tmp_path), "search", "what is a pod", "--mode", "bm25"])
+    assert code == 2
+    assert "run `ragrerank index`" in capsys.readouterr().err
