@@ -32,8 +32,9 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -216,17 +217,11 @@ def score_run(questions: Sequence[Question], run: Run, candidates: Run | None = 
         Qrel(q.id, hit.passage.id, int(hit.passage.path in q.gold_files)) for q in scoped for hit in top[q.id]
     ]
     page_qrels = [Qrel(q.id, path, 1) for q in scoped for path in q.gold_files]
-    depth = max((len(candidates[qid]) for qid in ids), default=1) or 1
-    frame = pd.concat(
-        [
-            _calc(PASSAGE_MEASURES, passage_qrels, {qid: [hit.passage.id for hit in top[qid]] for qid in ids}, ids),
-            _calc([nDCG @ RANK_DEPTH], page_qrels, {qid: _pages(top[qid]) for qid in ids}, ids),
-            _calc([R @ depth], page_qrels, {qid: _pages(candidates[qid]) for qid in ids}, ids).set_axis(
-                ["R@cand"], axis=1
-            ),
-        ],
-        axis=1,
-    )
+    depth = max((len(candidates[qid]) for qid in ids), default=1) or 1  # pages ≤ passages: no cut
+    passages = _calc(PASSAGE_MEASURES, passage_qrels, {qid: [hit.passage.id for hit in top[qid]] for qid in ids}, ids)
+    ndcg = _calc([nDCG @ RANK_DEPTH], page_qrels, {qid: _pages(top[qid]) for qid in ids}, ids)
+    recall = _calc([R @ depth], page_qrels, {qid: _pages(candidates[qid]) for qid in ids}, ids)
+    frame = pd.concat([passages, ndcg, recall.set_axis(["R@cand"], axis=1)], axis=1)
     frame["evidence@3"] = [float(evidence_hit(q, run[q.id])) for q in scoped]
     return frame[list(METRICS)]
 
@@ -652,38 +647,40 @@ def evaluate(
     depths: dict[str, int] = {}
     for config in configs:
         depths[config.mode] = max(depths.get(config.mode, RANK_DEPTH), config.candidates)
-    first = {mode: _search(questions, first_stages[mode], depth, progress) for mode, depth in depths.items()}
+    first = {
+        mode: _timed(questions, partial(_search, first_stages[mode], depth), f"{mode} search", progress)
+        for mode, depth in depths.items()
+    }
     frames, runs = [], {}
     for config in configs:
         candidates, retrieve_ms = first[config.mode]
         candidates = {qid: hits[: config.candidates] for qid, hits in candidates.items()}
         run, rerank_ms = candidates, dict.fromkeys(candidates, 0.0)
         if config.rerank:
-            run, rerank_ms = _rerank(questions, candidates, rerankers[config.cross_encoder], config.name, progress)
+            stage = partial(_rerank, rerankers[config.cross_encoder], candidates)
+            run, rerank_ms = _timed(questions, stage, config.name, progress)
         runs[config.name] = run
         frames.append(_question_frame(config, questions, run, candidates, retrieve_ms, rerank_ms))
     per_question = pd.concat(frames, ignore_index=True)
     return EvalReport(source, configs, tuple(questions), _summary(configs, per_question), per_question, runs)
 
 
-def _search(
-    questions: Sequence[Question], retriever: Retriever, depth: int, progress: bool
-) -> tuple[dict[str, tuple[Hit, ...]], dict[str, float]]:
-    hits, millis = {}, {}
-    for question in tqdm(questions, desc=f"{retriever.mode} search", disable=not progress):
-        started = time.perf_counter()
-        hits[question.id] = tuple(retriever.search(question.query, depth))
-        millis[question.id] = (time.perf_counter() - started) * 1000
-    return hits, millis
+def _search(retriever: Retriever, depth: int, question: Question) -> list[Hit]:
+    return retriever.search(question.query, depth)
 
 
-def _rerank(
-    questions: Sequence[Question], candidates: Run, reranker: Reranks, name: str, progress: bool
+def _rerank(reranker: Reranks, candidates: Run, question: Question) -> list[Hit]:
+    return reranker.rerank(question.query, candidates[question.id])
+
+
+def _timed(
+    questions: Sequence[Question], stage: Callable[[Question], Sequence[Hit]], desc: str, progress: bool
 ) -> tuple[dict[str, tuple[Hit, ...]], dict[str, float]]:
+    """Run one stage question by question, as a user would wait for it, with its latency in ms."""
     hits, millis = {}, {}
-    for question in tqdm(questions, desc=name, disable=not progress):
+    for question in tqdm(questions, desc=desc, disable=not progress):
         started = time.perf_counter()
-        hits[question.id] = tuple(reranker.rerank(question.query, candidates[question.id]))
+        hits[question.id] = tuple(stage(question))
         millis[question.id] = (time.perf_counter() - started) * 1000
     return hits, millis
 
@@ -778,10 +775,8 @@ def candidate_sweep(
     One first-stage search serves every depth; the summary's ``candidates``, ``P@3`` and
     ``rerank_ms`` columns are the curve.
     """
-    configs = [EvalConfig(mode, mode, candidates=max(depths))] + [
-        EvalConfig(f"{mode}+rerank@{depth}", mode, True, depth, cross_encoder) for depth in depths
-    ]
-    return run_eval(settings, queries_path, configs, progress)
+    reranked = [replace(parse_config(f"{mode}+rerank@{depth}"), cross_encoder=cross_encoder) for depth in depths]
+    return run_eval(settings, queries_path, [parse_config(f"{mode}@{max(depths)}"), *reranked], progress)
 
 
 def _warn_unreachable(questions: Sequence[Question], settings: Settings) -> None:
