@@ -32,6 +32,7 @@ import sentence_transformers
 from tqdm.auto import tqdm
 
 from ragrerank.config import Settings
+from ragrerank.corpus import load_passages
 from ragrerank.errors import RagrerankError
 from ragrerank.io import atomic_write, read_jsonl
 from ragrerank.types import Hit, Passage
@@ -442,13 +443,13 @@ def _passages_file(settings: Settings) -> Path:
 
 
 def _load_passages(path: Path) -> list[Passage]:
-    passages = [Passage.from_json(record) for record in read_jsonl(path)]
-    if not passages:
-        raise RagrerankError(f"{path} holds no passages: rerun `ragrerank passages` and check the docs folder")
-    ids = [passage.id for passage in passages]
-    if len(set(ids)) != len(ids):
-        duplicate = next(pid for pid in ids if ids.count(pid) > 1)
-        raise RagrerankError(f"{path} repeats passage id {duplicate!r}: rerun `ragrerank passages`")
+    """Load the passages; ids must be unique because hybrid fusion keys candidates by id."""
+    passages = load_passages(path)
+    seen: set[str] = set()
+    for passage in passages:
+        if passage.id in seen:
+            raise RagrerankError(f"{path} repeats passage id {passage.id!r}: rerun `ragrerank passages`")
+        seen.add(passage.id)
     return passages
 
 
@@ -467,6 +468,7 @@ def _write_index(
     index_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=index_dir.parent, prefix=f".{index_dir.name}.building-"))
     try:
+        staging.chmod(0o755)  # mkdtemp makes it owner-only; the index is as shareable as the passages
         dense = _new_faiss(vectors.shape[1], kind)
         dense.add(vectors)
         faiss.write_index(dense, str(staging / DENSE_FILE))

@@ -331,3 +331,10 @@ def test_bm25_retriever_refuses_a_misaligned_corpus(built: Settings) -> None:
     bm25 = open_retriever(built, "bm25").bm25
     with pytest.raises(RagrerankError, match="8 documents for 3 passages"):
         BM25Retriever(make_passages()[:3], bm25)
+
+
+def test_duplicate_passage_ids_are_refused(settings: Settings, model: SentenceTransformer) -> None:
+    twice = make_passages()[:2] * 2
+    write_jsonl(settings.passages_path, [passage.to_json() for passage in twice])
+    with pytest.raises(RagrerankError, match="repeats passage id 'p0'"):
+        build_index(settings, model)
