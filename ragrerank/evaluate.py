@@ -739,7 +739,9 @@ def run_eval(
 
     Loads the bi-encoder once (only when a config searches densely), one reranker per
     cross-encoder, and warns when a gold page is not in the passages, since no config can
-    find it.
+    find it. Latencies are wall-clock per question: on a busy shared CPU, torch's intra-op
+    threads straggle (a 10 ms query embedding took 400-560 ms with 2 threads on a loaded
+    2-core machine), so call ``torch.set_num_threads(1)`` first when latency matters.
 
     Example:
         >>> print(format_report(run_eval(settings, "data/eval/k8s_questions.jsonl", "bm25,hybrid")))
