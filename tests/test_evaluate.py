@@ -292,3 +292,23 @@ def test_a_file_without_in_scope_questions_is_refused(tmp_path):
         load_questions(write(tmp_path, {"id": "q1", "query": "bake bread", "gold_files": []}))
     with pytest.raises(RagrerankError, match="does not exist"):
         load_questions(tmp_path / "missing.jsonl")
+
+
+# -------------------------------------------------------------------- regression net
+
+
+@pytest.mark.slow
+def test_bm25_on_the_project_questions_stays_near_its_recorded_quality():
+    """BM25 needs no model: a cheap end-to-end check of passages, index, qrels and metrics together."""
+    from ragrerank.config import PROJECT_ROOT, resolve_settings
+    from ragrerank.evaluate import run_eval
+
+    settings = resolve_settings()
+    if not (settings.index_dir / "manifest.json").is_file():
+        pytest.skip(f"no index in {settings.index_dir}: run `ragrerank index` (make artifacts)")
+    report = run_eval(settings, PROJECT_ROOT / "data" / "eval" / "k8s_questions.jsonl", "bm25", progress=False)
+    row = report.summary.iloc[0]
+    # recorded on 6448 passages (corpus of 5c1b005); passage changes move these a little
+    assert row["P@3"] == pytest.approx(0.395, abs=0.03)
+    assert row["nDCG@10"] == pytest.approx(0.669, abs=0.03)
+    assert row["R@cand"] == pytest.approx(0.945, abs=0.03)
