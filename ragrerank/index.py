@@ -135,8 +135,6 @@ class Retriever(Protocol):
     and each carries its mode's score under ``"<mode>_score"``.
     """
 
-    mode: str
-
     def search(self, query: str, k: int = 10) -> list[Hit]: ...
 
     def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]: ...
@@ -149,7 +147,7 @@ class DenseRetriever:
         >>> retriever = open_retriever(settings, "dense", model)
         >>> hit = retriever.search("run a job every night at 2am", k=1)[0]
         >>> hit.passage.path, round(hit.score, 3)
-        ('concepts/workloads/controllers/cron-jobs.md', 0.674)
+        ('concepts/workloads/controllers/cron-jobs.md', 0.389)
     """
 
     mode = "dense"
@@ -258,7 +256,7 @@ class HybridRetriever:
 
     def _fuse(self, dense: list[Hit], bm25: list[Hit], k: int) -> list[Hit]:
         sources = [{hit.passage.id: hit for hit in hits} for hits in (dense, bm25)]
-        fused = reciprocal_rank_fusion([list(hits) for hits in sources], self.rrf_k)[:k]
+        fused = reciprocal_rank_fusion([list(source) for source in sources], self.rrf_k)[:k]  # ids, best first
         hits = []
         for rank, (passage_id, score) in enumerate(fused, start=1):
             found = [source[passage_id] for source in sources if passage_id in source]
@@ -329,7 +327,7 @@ def build_index(
 
     Example:
         >>> print(build_index(settings, model))
-        index up to date, reused: 15213 passages, flat 384-d (sentence-transformers/all-MiniLM-L6-v2) + BM25, ...
+        index up to date, reused: 6448 passages, flat 384-d (sentence-transformers/all-MiniLM-L6-v2) + BM25, ...
     """
     if kind not in KINDS:
         raise RagrerankError(f"unknown index kind {kind!r}: choose one of {', '.join(KINDS)}")
