@@ -47,7 +47,7 @@ def main() -> None:
     latency = {mode: _latencies(retriever, queries, args.k) for mode, retriever in retrievers.items()}
     index_bytes = sum(p.stat().st_size for p in settings.index_dir.rglob("*") if p.is_file())
     result = {
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "cpu": platform.processor()},
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "arch": platform.machine()},
         "index": {**read_manifest(settings.index_dir).to_json(), "size_bytes": index_bytes},
         "embedding": {"passages": len(sample), "passages_per_second": round(embed_rate, 1)},
         "queries": {"file": Path(args.queries).name, "count": len(queries), "k": args.k},
