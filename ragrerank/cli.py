@@ -125,7 +125,7 @@ def format_hits(hits: Sequence[Hit]) -> str:
     """A compact table: rank, the scores each stage gave, and where the passage comes from."""
     lines = []
     for hit in hits:
-        scores = "  ".join(f"{name}={value:.3f}" for name, value in hit.scores.items() if name != "first_stage_rank")
+        scores = "  ".join(f"{name}={value:.4f}" for name, value in hit.scores.items() if name != "first_stage_rank")
         heading = " > ".join(hit.passage.heading)
         lines.append(f"{hit.rank:>3}. {scores}\n     {hit.passage.path}" + (f"  [{heading}]" if heading else ""))
     return "\n".join(lines) if lines else "(no results)"
