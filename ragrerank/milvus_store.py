@@ -248,7 +248,7 @@ def build_milvus(
 
     Example:
         >>> print(build_milvus(settings, model))
-        Milvus collection up to date, reused: ragrerank_b7f184e79317_sentence_transformers_all_minilm_l6_v2 (6448 passages) at ...
+        Milvus collection up to date, reused: ragrerank_b7f184e79317_sentence_transformers_all_minilm_l6_v2 ...
     """
     if batch_size < 1:
         raise RagrerankError(f"batch_size must be at least 1, got {batch_size}")
@@ -347,8 +347,8 @@ def open_store_retriever(
 
     Example:
         >>> retriever = open_store_retriever(settings, "milvus", "hybrid", model)
-        >>> [hit.passage.path for hit in retriever.search("hostPath security risks", k=1)]
-        ['concepts/storage/volumes.md']
+        >>> [hit.passage.path for hit in retriever.search("evict every pod from a node before a kernel upgrade", k=1)]
+        ['tasks/administer-cluster/safely-drain-node.md']
     """
     if store not in STORES:
         raise RagrerankError(f"unknown vector store {store!r}: choose one of {', '.join(STORES)}")
@@ -368,9 +368,16 @@ def _passages_and_vectors(
     except RagrerankError as error:
         logger.info("embedding the passages, the FAISS index cannot be reused: %s", error)
         passages = _unique(load_passages(settings.passages_path), settings.passages_path)
-        return passages, lambda rows: embed_texts(model, [passages[row].text for row in rows], progress=False), "bi-encoder"
-    index = dense.index
-    return list(dense.passages), lambda rows: index.reconstruct_batch(np.asarray(rows, dtype=np.int64)), "FAISS index"
+
+        def embed(rows: Sequence[int]) -> np.ndarray:
+            return embed_texts(model, [passages[row].text for row in rows], progress=False)
+
+        return passages, embed, "bi-encoder"
+
+    def reconstruct(rows: Sequence[int]) -> np.ndarray:
+        return dense.index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+
+    return list(dense.passages), reconstruct, "FAISS index"
 
 
 def _ensure_collection(client: MilvusClient, name: str, expected: CollectionInfo, dimension: int, uri: str) -> None:
