@@ -1,0 +1,76 @@
+"""Full-budget training on a GPU machine that has no index: compare recipes, keep the best by validation.
+
+Inputs travel in the git-ignored .gpu/ folder: base/ (all-MiniLM-L6-v2 in fp16), trainset.json.gz
+(built on CPU by ragrerank.trainset) and optional extra candidate sets to score (eval_*.json.gz,
+same format, validation part only). Outputs under $OUT: a log, the logits of every recipe on every
+candidate set (metrics are computed back on the CPU machine), and the best model in 15 MB parts.
+
+    PYTHONUNBUFFERED=1 python3 gpu/train_full.py --seconds 95
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ragrerank.finetune import BUDGETS, FinetuneReport, save_model, score_candidates, train  # noqa: E402
+from ragrerank.trainset import load_training_set  # noqa: E402
+
+GPU_DIR = Path(".gpu")
+CE_ONLY = {"modules.json", "1_Pooling", "sentence_bert_config.json", "config_sentence_transformers.json", "README.md"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=95.0, help="training seconds per recipe")
+    parser.add_argument("--recipes", default="listwise,margin-listwise,bce")
+    parser.add_argument("--data", type=Path, default=GPU_DIR, help="folder with base/, trainset.json.gz, eval_*.json.gz")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--batch-size", type=int, default=BUDGETS["full"].batch_size)
+    parser.add_argument("--eval-every", type=int, default=BUDGETS["full"].eval_every)
+    args = parser.parse_args()
+    out = Path(os.environ.get("OUT", "/tmp/out"))
+    out.mkdir(parents=True, exist_ok=True)
+    log_file = (out / "train.log").open("a")
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+        log_file.write(line + "\n")
+        log_file.flush()
+
+    base_ce = Path("/tmp/base_ce")  # the same weights without the bi-encoder modules: loads as a classifier
+    shutil.copytree(args.data / "base", base_ce, dirs_exist_ok=True, ignore=lambda _d, names: [n for n in names if n in CE_ONLY])
+    trainset = load_training_set(args.data / "trainset.json.gz")
+    extra = {p.name.split(".")[0]: load_training_set(p).validation for p in sorted(args.data.glob("eval_*.json.gz"))}
+    log(json.dumps(trainset.summary()))
+    budget = replace(BUDGETS["full"], max_seconds=args.seconds, batch_size=args.batch_size, eval_every=args.eval_every)
+    results, best = {}, None
+    for recipe in args.recipes.split(","):
+        started = time.monotonic()
+        model, history = train(trainset, str(base_ce), budget, recipe, args.device, teacher=str(args.data / "base"), log=log)
+        scores = {"validation": score_candidates(model, trainset.validation)}
+        scores.update({name: score_candidates(model, queries) for name, queries in extra.items()})
+        results[recipe] = {"history": history, "scores": scores, "seconds": time.monotonic() - started}
+        log(f"{recipe}: best validation nDCG@10 {history['best_ndcg']:.4f} at step {history['best_step']} ({results[recipe]['seconds']:.0f} s)")
+        if best is None or history["best_ndcg"] > best[1]:
+            best = (recipe, history["best_ndcg"], model, history)
+        (out / "results.json").write_text(json.dumps(results))
+    recipe, _, model, history = best
+    report = FinetuneReport("", "all-MiniLM-L6-v2", "full", recipe, args.device, history["seconds"], history["steps"],
+                            history["best_step"], float("nan"), {"ndcg@10": history["best_ndcg"]}, trainset.summary())
+    save_model(model, report, Path("/tmp/model/k8s-cross-encoder"), "# placeholder card, rewritten on CPU\n", fp16=args.device.startswith("cuda"))
+    subprocess.run(f"tar czf /tmp/model.tgz -C /tmp/model k8s-cross-encoder && split -b 15M /tmp/model.tgz {out}/model.tgz.part-", shell=True, check=True)
+    log(f"best recipe {recipe}; saved")
+
+
+if __name__ == "__main__":
+    main()
