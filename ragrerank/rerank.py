@@ -96,7 +96,7 @@ class Reranker:
 
     def _fit_query(self, query: str) -> str:
         """Cut a question longer than half the model window, so the passage is still read."""
-        tokenizer, budget = self.model.tokenizer, self.model.max_length // 2
+        tokenizer, budget = self.model.tokenizer, self.model.max_seq_length // 2
         ids = tokenizer(query, add_special_tokens=False)["input_ids"]
         if len(ids) <= budget:
             return query
