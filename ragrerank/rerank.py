@@ -8,9 +8,12 @@ ranking is the same, but it gives a scale on which a threshold means something
 
 from __future__ import annotations
 
+import json
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,6 +37,9 @@ class RerankSettings:
     max_length: int | None = None  # tokens per (query, passage) pair; None keeps the model's own limit
     top_n: int | None = None  # keep only the best n after reranking
     threshold: float | None = None  # keep only hits whose probability reaches this value
+    # Order by logit + fusion_weight × z-scored first-stage score; None orders by the logit alone,
+    # inf keeps the first-stage order. from_settings() reads the weight fitted with the model.
+    fusion_weight: float | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -42,6 +48,8 @@ class RerankSettings:
             raise RagrerankError(f"top_n must be at least 1, got {self.top_n}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise RagrerankError(f"threshold is a probability in [0, 1], got {self.threshold}")
+        if self.fusion_weight is not None and not self.fusion_weight >= 0:
+            raise RagrerankError(f"fusion_weight must be ≥ 0 (or None for the logit alone), got {self.fusion_weight}")
 
 
 class Reranker:
@@ -59,10 +67,17 @@ class Reranker:
         self.settings = settings
 
     @classmethod
-    def from_settings(cls, settings: Settings, rerank: RerankSettings = RerankSettings()) -> Reranker:
-        """Load the configured cross-encoder (offline: the project's own) through models.py."""
-        from ragrerank.models import load_cross_encoder
+    def from_settings(cls, settings: Settings, rerank: RerankSettings | None = None) -> Reranker:
+        """Load the configured cross-encoder (offline: the project's own) through models.py.
 
+        Without explicit ``rerank`` settings, the fusion weight fitted together with the model
+        (its ``fusion.json``) is used, so the model is run the way it was validated.
+        """
+        from ragrerank.models import load_cross_encoder, resolve_model
+
+        if rerank is None:
+            source = resolve_model("cross-encoder", settings.cross_encoder, settings)
+            rerank = RerankSettings(fusion_weight=model_fusion_weight(Path(source.location)))
         return cls(load_cross_encoder(settings.cross_encoder, settings, max_length=rerank.max_length), rerank)
 
     def predict(self, query: str, texts: Sequence[str]) -> np.ndarray:
@@ -106,24 +121,59 @@ class Reranker:
     def rerank(
         self, query: str, hits: Sequence[Hit], top_n: int | None = None, threshold: float | None = None
     ) -> list[Hit]:
-        """Reorder ``hits`` by cross-encoder logit; ties keep the first-stage order.
+        """Reorder ``hits`` by cross-encoder score; ties keep the first-stage order.
 
         Each returned hit keeps its first-stage scores and gains ``ce_logit`` and
-        ``ce_prob``; its ``score`` becomes the logit and ``rank`` the new 1-based rank.
-        ``top_n`` and ``threshold`` default to the reranker's settings.
+        ``ce_prob`` (and ``fused_rerank_score`` when fusing); its ``score`` becomes the
+        score it was ordered by and ``rank`` the new 1-based rank. ``top_n`` and
+        ``threshold`` default to the reranker's settings.
         """
         top_n = top_n if top_n is not None else self.settings.top_n
         threshold = threshold if threshold is not None else self.settings.threshold
         logits = self.predict(query, [hit.passage.text for hit in hits])
-        order = sorted(range(len(hits)), key=lambda i: (-float(logits[i]), hits[i].rank, i))
+        weight = self.settings.fusion_weight
+        final = logits if weight is None else fuse(logits, [hit.score for hit in hits], weight)
+        order = sorted(range(len(hits)), key=lambda i: (-float(final[i]), hits[i].rank, i))
         reranked = []
         for new_rank, i in enumerate(order, start=1):
             logit = float(logits[i])
             scores = {**hits[i].scores, "first_stage_rank": float(hits[i].rank), "ce_logit": logit, "ce_prob": float(expit(logit))}
-            reranked.append(replace(hits[i], score=logit, rank=new_rank, scores=scores))
+            if weight is not None:
+                scores["fused_rerank_score"] = float(final[i])
+            reranked.append(replace(hits[i], score=float(final[i]), rank=new_rank, scores=scores))
         if threshold is not None:
             reranked = [hit for hit in reranked if hit.scores["ce_prob"] >= threshold]
         return reranked[:top_n] if top_n is not None else reranked
+
+
+def fuse(ce_logits: Sequence[float], first_stage: Sequence[float], weight: float) -> np.ndarray:
+    """Final score = cross-encoder logit + weight × first-stage score z-scored within the list.
+
+    The first-stage score is standardised per query because RRF, BM25 and cosine scores live
+    on unrelated scales; the logit stays raw so a weight fitted on validation keeps its
+    meaning. ``weight=inf`` keeps the first-stage order (the logit only breaks exact ties).
+
+    Example:
+        >>> fuse([2.0, 0.0], [0.9, 0.1], weight=1.0).round(2)
+        array([3., -1.])
+    """
+    logits = np.asarray(ce_logits, dtype=float)
+    first = np.asarray(first_stage, dtype=float)
+    z = (first - first.mean()) / (first.std() or 1.0) if len(first) else first
+    if math.isinf(weight):
+        return z * 1e6 + logits  # lexicographic: first stage, then logit
+    return logits + weight * z
+
+
+def model_fusion_weight(model_dir: Path) -> float | None:
+    """The fusion weight saved beside a trained model (``fusion.json``), or None for hub models."""
+    path = model_dir / "fusion.json"
+    if not path.is_file():
+        return None
+    try:
+        return float(json.loads(path.read_text(encoding="utf-8"))["weight"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise RagrerankError(f"{path} is not a valid fusion file ({error}): retrain with `ragrerank finetune`") from None
 
 
 def _check_query(query: str) -> None:

@@ -110,3 +110,31 @@ def test_question_longer_than_the_window_is_cut_with_a_warning(reranker):
     with pytest.warns(UserWarning, match="cut to 64"):
         logits = reranker.predict("what is a pod " * 300, ["A Pod is a group of containers."])
     assert np.isfinite(logits).all()
+
+
+def test_fusion_adds_the_z_scored_first_stage_score():
+    from ragrerank.rerank import fuse
+
+    assert fuse([2.0, 0.0], [0.9, 0.1], 1.0).round(6).tolist() == [3.0, -1.0]
+    assert fuse([5.0, 0.0, 1.0], [0.1, 0.9, 0.5], float("inf")).argsort()[::-1].tolist() == [1, 2, 0]
+
+
+def test_fused_reranking_orders_by_fused_score_and_keeps_the_pure_probability(reranker):
+    fused = Reranker(reranker.model, RerankSettings(fusion_weight=1000.0))
+    hits = make_hits(TEXTS)
+    reranked = fused.rerank("run a task once", hits)
+    assert [hit.passage.id for hit in reranked] == [hit.passage.id for hit in hits]  # a huge weight keeps the first stage
+    pure = {hit.passage.id: hit.scores["ce_prob"] for hit in reranker.rerank("run a task once", hits)}
+    assert all(hit.scores["ce_prob"] == pytest.approx(pure[hit.passage.id]) for hit in reranked)
+    assert all(hit.score == hit.scores["fused_rerank_score"] for hit in reranked)
+
+
+def test_fusion_weight_is_read_from_the_model_folder(tmp_path):
+    from ragrerank.rerank import model_fusion_weight
+
+    assert model_fusion_weight(tmp_path) is None
+    (tmp_path / "fusion.json").write_text('{"weight": 4.0}')
+    assert model_fusion_weight(tmp_path) == 4.0
+    (tmp_path / "fusion.json").write_text('{"w": 1}')
+    with pytest.raises(RagrerankError, match="not a valid fusion file"):
+        model_fusion_weight(tmp_path)
