@@ -154,6 +154,10 @@ def _hub(kind: ModelKind, name: str) -> ModelSource:
 
 
 def _hub_kwargs(source: ModelSource) -> dict[str, bool]:
+    """Keep cached hub models offline, and keep load-time progress bars out of the CLI's output."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
     return {"local_files_only": source.origin == "hub cache"}
 
 
