@@ -567,7 +567,8 @@ class EvalReport:
     """What ``evaluate`` measured: a summary, every question's values, and the rankings behind them.
 
     ``summary`` has one row per config (metrics over in-scope questions rounded to 3
-    decimals, ``AUC_ood`` of the best score, p50 latencies in ms). ``per_question`` has one
+    decimals, p50 latencies in ms, and ``AUC_ood``: how well the top hit's score, or its
+    ``ce_prob`` when reranked, tells in-scope from out-of-scope questions). ``per_question`` has one
     row per (config, question), rank metrics NaN for out-of-scope questions. ``runs`` maps
     config → question id → hits, so a notebook can show where a config wins or loses.
     """
@@ -715,13 +716,14 @@ def _summary(configs: Sequence[EvalConfig], per_question: pd.DataFrame) -> pd.Da
         frame = per_question[per_question["config"] == config.name]
         scoped = frame[frame["in_scope"]]
         has_ood = not frame["in_scope"].all()
+        signal = "best_prob" if config.rerank else "best_score"  # what decide() sees after reranking
         rows.append(
             {
                 "config": config.name,
                 "candidates": config.candidates,
                 "n": len(scoped),
                 **scoped[list(METRICS)].mean().round(3).to_dict(),
-                "AUC_ood": round(roc_auc(frame["best_score"], frame["in_scope"]), 3) if has_ood else np.nan,
+                "AUC_ood": round(roc_auc(frame[signal], frame["in_scope"]), 3) if has_ood else np.nan,
                 "retrieve_ms": round(float(frame["retrieve_ms"].median()), 1),
                 "rerank_ms": round(float(frame["rerank_ms"].median()), 1),
             }
