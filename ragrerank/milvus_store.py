@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 from urllib.parse import urlsplit
 
+import grpc
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 from tqdm.auto import tqdm
@@ -71,6 +72,7 @@ CONNECT_TIMEOUT_S = 5.0  # an unreachable server fails in seconds instead of han
 INSERT_BATCH = 256  # rows per upsert: ~1 MB of vectors and text, far below gRPC's message limit
 ID_BATCH = 1000  # ids per lookup when finding what an interrupted build already wrote
 MAX_TOP_K = 16384  # Milvus's limit on results per query
+HITS_PER_REQUEST = 4096  # hits with their text per search request: ~6 MB, far below gRPC's 256 MiB reply limit
 BUILD = "run `ragrerank index --store milvus`"
 
 PREFIX = "ragrerank"
@@ -165,15 +167,18 @@ class MilvusRetriever:
         if depth > MAX_TOP_K:
             raise RagrerankError(f"k={k} is more than the {MAX_TOP_K} results Milvus returns per query: ask for fewer")
         vectors = embed_texts(self.model, queries, progress=False)
+        per_request = max(1, HITS_PER_REQUEST // depth)
+        results = []
         with _milvus_errors(self.uri, f"search {self.collection}"):
-            results = self.client.search(
-                self.collection,
-                data=vectors.tolist(),
-                limit=depth,
-                anns_field=VECTOR,
-                search_params=SEARCH_PARAMS,
-                output_fields=OUTPUT_FIELDS,
-            )
+            for start in range(0, len(queries), per_request):
+                results += self.client.search(
+                    self.collection,
+                    data=vectors[start : start + per_request].tolist(),
+                    limit=depth,
+                    anns_field=VECTOR,
+                    search_params=SEARCH_PARAMS,
+                    output_fields=OUTPUT_FIELDS,
+                )
         return [[_hit(found, rank) for rank, found in enumerate(hits, start=1)] for hits in results]
 
 
@@ -497,11 +502,17 @@ def _milvus_errors(uri: str, action: str) -> Iterator[None]:
     """Turn a Milvus failure mid-call (server gone, quota, bad request) into one readable line."""
     try:
         yield
-    except MilvusException as error:
+    except (MilvusException, grpc.RpcError) as error:  # pymilvus lets some transport errors through unwrapped
         raise RagrerankError(
-            f"Milvus at {_redact(uri)} failed to {action} ({error.message}): check that the server is up, "
+            f"Milvus at {_redact(uri)} failed to {action} ({_reason(error)}): check that the server is up, "
             "and its logs for the cause"
         ) from None
+
+
+def _reason(error: MilvusException | grpc.RpcError) -> str:
+    if isinstance(error, MilvusException):
+        return error.message
+    return f"{error.code().name}: {error.details()}" if isinstance(error, grpc.Call) else str(error)
 
 
 def _is_local(uri: str) -> bool:
