@@ -13,6 +13,7 @@ from milvus_lite.server_manager import server_manager_instance
 from pymilvus import MilvusClient
 from sentence_transformers import SentenceTransformer
 
+from ragrerank import milvus_store
 from ragrerank.config import Settings
 from ragrerank.errors import RagrerankError
 from ragrerank.index import build_index, open_retriever
@@ -137,6 +138,17 @@ def test_dense_search_equals_faiss_flat_on_the_same_vectors(settings: Settings, 
         for mine, theirs in zip(got, expected, strict=True):
             assert mine.score == pytest.approx(theirs.score, abs=1e-5)
             assert mine.scores == {"dense_score": mine.score}
+
+
+def test_many_queries_are_split_into_bounded_requests(settings: Settings, model, uri: str, monkeypatch) -> None:
+    build_milvus(settings, model, uri, progress=False)
+    milvus = open_milvus_retriever(settings, "dense", model, uri)
+    whole = milvus.search_many(QUERIES, k=10)
+    monkeypatch.setattr(milvus_store, "HITS_PER_REQUEST", 15)  # one query of 10 hits per request
+    split = milvus.search_many(QUERIES, k=10)
+    assert [ids(hits) for hits in split] == [ids(hits) for hits in whole]
+    scores = [[hit.score for hit in hits] for hits in whole]
+    assert [[hit.score for hit in hits] for hits in split] == [pytest.approx(row, abs=1e-5) for row in scores]
 
 
 def test_build_without_a_faiss_index_embeds_and_finds_the_same(settings: Settings, model, uri: str) -> None:
