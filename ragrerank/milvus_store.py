@@ -116,8 +116,8 @@ class CollectionInfo:
 class MilvusBuildReport:
     """The outcome of ``build_milvus``; ``upserted`` is 0 when the collection was complete.
 
-    ``database_bytes`` is the on-disk size of a Milvus Lite database (all its collections);
-    a server does not expose one, so it is ``None`` there.
+    It reports no size on disk: Milvus Lite writes the index files in the background after
+    the flush, so a size taken here would be a race, and a server keeps its own storage.
     """
 
     uri: str
@@ -126,11 +126,9 @@ class MilvusBuildReport:
     upserted: int
     vectors_from: str  # "FAISS index" (reused, no embedding) or "bi-encoder"; "" when nothing was written
     seconds: float
-    database_bytes: int | None
 
     def __str__(self) -> str:
-        size = "" if self.database_bytes is None else f", {self.database_bytes / 2**20:.1f} MiB on disk"
-        where = f"{self.collection} ({self.passages} passages) at {self.uri}{size}"
+        where = f"{self.collection} ({self.passages} passages) at {self.uri}"
         if not self.upserted:
             return f"Milvus collection up to date, reused: {where}"
         return (
@@ -278,8 +276,7 @@ def build_milvus(
             f"collection {name} at {_redact(uri)} holds {count} rows for {len(passages)} passages: {BUILD} --force"
         )
     seconds = time.perf_counter() - started
-    report_from = vectors_from if missing else ""
-    return MilvusBuildReport(_redact(uri), name, count, len(missing), report_from, seconds, _database_bytes(uri))
+    return MilvusBuildReport(_redact(uri), name, count, len(missing), vectors_from if missing else "", seconds)
 
 
 def open_milvus_retriever(
@@ -538,14 +535,6 @@ def _redact(uri: str) -> str:
     if "@" not in parts.netloc:
         return uri
     return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
-
-
-def _database_bytes(uri: str) -> int | None:
-    if not _is_local(uri):
-        return None
-    path = Path(uri).expanduser().resolve()
-    files = path.rglob("*") if path.is_dir() else [path]  # Milvus Lite 3 keeps a folder, older versions a file
-    return sum(p.stat().st_size for p in files if p.is_file())
 
 
 def _passages_file(settings: Settings) -> Path:
