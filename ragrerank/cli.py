@@ -121,6 +121,14 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    from ragrerank.evaluate import format_report, run_eval
+
+    report = run_eval(settings, Path(args.queries), args.configs, progress=not args.json)
+    print(json.dumps(report.to_json(), ensure_ascii=False) if args.json else format_report(report))
+    return 0
+
+
 def format_hits(hits: Sequence[Hit]) -> str:
     """A compact table: rank, the scores each stage gave, and where the passage comes from."""
     lines = []
@@ -161,6 +169,16 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--rerank", action="store_true", help="rerank the first-stage candidates with the cross-encoder")
     search.add_argument("--candidates", type=int, default=50, help="first-stage candidates to rerank")
     search.set_defaults(command=_search)
+
+    evaluate = commands.add_parser("eval", help="measure retrieval and reranking configs on a questions file")
+    evaluate.add_argument("--queries", required=True, help="JSONL questions with gold_files (e.g. data/eval/k8s_questions.jsonl)")
+    evaluate.add_argument(
+        "--configs",
+        default="dense,bm25,hybrid,dense+rerank,bm25+rerank,hybrid+rerank",
+        help="comma-separated MODE[+rerank][@CANDIDATES], e.g. hybrid,hybrid+rerank@30",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.set_defaults(command=_eval)
 
     ask = commands.add_parser("ask", help="answer a question from the docs with citations, or say they do not cover it")
     ask.add_argument("question")
