@@ -486,9 +486,9 @@ def _explain_missing(client: MilvusClient, uri: str, bi_encoder: str, passages_s
     for name in sorted(n for n in client.list_collections() if n.startswith(f"{PREFIX}_")):
         properties = client.describe_collection(name).get("properties", {})
         try:
-            others.append(f"{name} holds {CollectionInfo.from_properties(properties, name).describe()}")
+            others.append(f"{name} with {CollectionInfo.from_properties(properties, name).describe()}")
         except RagrerankError:
-            others.append(f"{name} does not say what it holds")
+            others.append(f"{name}, which does not say what it holds")
     there = f"; it has {'; '.join(others)}" if others else ""
     fix = f"{BUILD} to build it" + (", or select the bi-encoder and passages of one that is there" if others else "")
     return f"Milvus at {_redact(uri)} has {wanted}{there}: {fix}"

@@ -232,7 +232,7 @@ def test_collection_of_other_passages_is_refused(settings: Settings, model, uri:
     passages = make_passages()
     passages[0] = dataclasses.replace(passages[0], text=passages[0].text + " Edited.")
     write_jsonl(settings.passages_path, [passage.to_json() for passage in passages])
-    with pytest.raises(RagrerankError, match=r"no collection for these passages .* it has .* holds 10 passages"):
+    with pytest.raises(RagrerankError, match=r"no collection for these passages .* it has .* with 10 passages"):
         open_milvus_retriever(settings, "dense", model, uri)
 
 
