@@ -132,11 +132,12 @@ def answer(
     question = _clean_question(question)
     timings: dict[str, float] = {}
     reranked = _retrieve_and_rerank(question, first_stage, reranker, settings.candidates, timings, "")
-    decision = decide(_best_prob(reranked), settings.thresholds)
+    best_cosine = _best_cosine(reranked)
+    decision = decide(_best_prob(reranked), settings.thresholds, best_cosine=best_cosine)
     if decision == "fallback":
         reranked = _retrieve_and_rerank(question, fallback, reranker, settings.candidates, timings, "fallback_")
         # "fallback" now means: answered from the keyword search's candidates.
-        if decide(_best_prob(reranked), settings.thresholds, after_fallback=True) == "not_covered":
+        if decide(_best_prob(reranked), settings.thresholds, after_fallback=True, best_cosine=best_cosine) == "not_covered":
             decision = "not_covered"
     if decision == "not_covered":
         closest = reranked[: settings.context_passages]
@@ -164,6 +165,12 @@ def _retrieve_and_rerank(
 
 def _best_prob(hits: Sequence[Hit]) -> float | None:
     return hits[0].scores["ce_prob"] if hits else None
+
+
+def _best_cosine(hits: Sequence[Hit]) -> float | None:
+    """The bi-encoder's best cosine among the candidates; None when the first stage is not dense."""
+    cosines = [hit.scores["dense_score"] for hit in hits if "dense_score" in hit.scores]
+    return max(cosines) if cosines else None
 
 
 def _citations(hits: Sequence[Hit]) -> tuple[Citation, ...]:

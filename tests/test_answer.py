@@ -148,3 +148,16 @@ def test_real_llm_generates_greedily_and_reproducibly(llm):
     first = llm.generate(QUESTION, hits, on_token=streamed.append)
     assert first and first == llm.generate(QUESTION, hits)
     assert "".join(streamed).strip() == first
+
+
+def test_question_far_from_every_passage_is_not_covered_without_fallback(reranker):
+    far = [Hit(p, 0.1, rank, {"dense_score": 0.1}) for rank, p in enumerate(JOBS, start=1)]
+
+    class FarRetriever(FixedRetriever):
+        def search_many(self, queries, k=10):
+            self.calls += 1
+            return [far for _ in queries]
+
+    fallback, llm = FixedRetriever(OTHER), RecordingLLM()
+    result = answer(QUESTION, FarRetriever(JOBS), fallback, reranker, llm, AnswerSettings(thresholds=Thresholds(0.0, coverage=0.5)))
+    assert result.decision == "not_covered" and fallback.calls == 0 and llm.questions == []
