@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ragrerank.config import Settings, resolve_settings
 from ragrerank.errors import RagrerankError
 from ragrerank.types import Hit
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from ragrerank.index import Retriever
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -60,17 +67,33 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
 
     model = load_bi_encoder(settings.bi_encoder, settings)
     print(build_index(settings, model, kind=args.kind, force=args.force))
+    if args.store == "milvus":
+        from ragrerank.milvus_store import build_milvus
+
+        print(build_milvus(settings, model, args.milvus_uri, _milvus_token(), force=args.force))
     return 0
 
 
+def _first_stage(args: argparse.Namespace, settings: Settings, mode: str, model: SentenceTransformer | None) -> Retriever:
+    """The first-stage retriever on the chosen store (FAISS in process, or Milvus)."""
+    from ragrerank.milvus_store import open_store_retriever
+
+    return open_store_retriever(settings, args.store, mode, model, milvus_uri=args.milvus_uri, milvus_token=_milvus_token())
+
+
+def _milvus_token() -> str:
+    """A Milvus server token comes from the environment, so it stays out of shell history."""
+    return os.environ.get("MILVUS_TOKEN", "")
+
+
 def _search(args: argparse.Namespace, settings: Settings) -> int:
-    from ragrerank.index import open_retriever, search_queries
+    from ragrerank.index import search_queries
     from ragrerank.models import load_bi_encoder
 
     if (args.query is None) == (args.queries is None):
         raise RagrerankError("search needs either a QUERY or --queries FILE.jsonl (not both)")
     model = None if args.mode == "bm25" else load_bi_encoder(settings.bi_encoder, settings)
-    retriever = open_retriever(settings, args.mode, model)
+    retriever = _first_stage(args, settings, args.mode, model)
     if args.rerank:
         from ragrerank.rerank import Reranker, RerankingRetriever
 
@@ -95,7 +118,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     from ragrerank.rerank import Reranker
 
     bi_encoder = load_bi_encoder(settings.bi_encoder, settings)
-    first_stage = open_retriever(settings, args.mode, bi_encoder)
+    first_stage = _first_stage(args, settings, args.mode, bi_encoder)
     fallback = open_retriever(settings, "bm25")
     reranker = Reranker.from_settings(settings)
     thresholds = Thresholds(**{name: value for name, value in (("answer", args.threshold), ("coverage", args.coverage)) if value is not None})
@@ -125,7 +148,10 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from ragrerank.evaluate import format_report, run_eval
 
-    report = run_eval(settings, Path(args.queries), args.configs, progress=not args.json)
+    report = run_eval(
+        settings, Path(args.queries), args.configs, progress=not args.json,
+        store=args.store, milvus_uri=args.milvus_uri, milvus_token=_milvus_token(),
+    )
     print(json.dumps(report.to_json(), ensure_ascii=False) if args.json else format_report(report))
     return 0
 
@@ -148,6 +174,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cross-encoder", help="cross-encoder name or folder")
     parser.add_argument("--llm", help="chat LLM name or folder")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument("--store", choices=["faiss", "milvus"], default="faiss", help="where dense vectors are searched")
+    store.add_argument(
+        "--milvus-uri", help="a Milvus Lite *.db path or a server address; default milvus.db in the artifacts folder"
+    )
 
     doctor = commands.add_parser("doctor", help="show versions, docs, models and artifacts; exit 1 if something is missing")
     doctor.set_defaults(command=_doctor)
@@ -156,12 +187,12 @@ def _parser() -> argparse.ArgumentParser:
     passages.add_argument("--out", help="output JSONL (default: passages.jsonl in the artifacts folder)")
     passages.set_defaults(command=_passages)
 
-    index = commands.add_parser("index", help="embed the passages and build the FAISS and BM25 indexes")
+    index = commands.add_parser("index", parents=[store], help="embed the passages and build the FAISS and BM25 indexes")
     index.add_argument("--kind", choices=["flat", "hnsw"], default="flat", help="exact (flat) or approximate (hnsw) dense index")
     index.add_argument("--force", action="store_true", help="rebuild even when the index is up to date")
     index.set_defaults(command=_index)
 
-    search = commands.add_parser("search", help="retrieve passages for a question (or a JSONL file of questions)")
+    search = commands.add_parser("search", parents=[store], help="retrieve passages for a question (or a JSONL file of questions)")
     search.add_argument("query", nargs="?", help="the question")
     search.add_argument("--queries", help="JSONL file with one {\"id\", \"query\"} per line; prints one JSON line per query")
     search.add_argument("--k", type=int, default=10, help="results to return")
@@ -171,7 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--candidates", type=int, default=50, help="first-stage candidates to rerank")
     search.set_defaults(command=_search)
 
-    evaluate = commands.add_parser("eval", help="measure retrieval and reranking configs on a questions file")
+    evaluate = commands.add_parser("eval", parents=[store], help="measure retrieval and reranking configs on a questions file")
     evaluate.add_argument("--queries", required=True, help="JSONL questions with gold_files (e.g. data/eval/k8s_questions.jsonl)")
     evaluate.add_argument(
         "--configs",
@@ -181,7 +212,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.set_defaults(command=_eval)
 
-    ask = commands.add_parser("ask", help="answer a question from the docs with citations, or say they do not cover it")
+    ask = commands.add_parser("ask", parents=[store], help="answer a question from the docs with citations, or say they do not cover it")
     ask.add_argument("question")
     ask.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default="hybrid", help="first-stage retrieval")
     ask.add_argument("--candidates", type=int, default=50, help="first-stage candidates to rerank")

@@ -736,6 +736,9 @@ def run_eval(
     queries_path: str | Path,
     configs: str | Sequence[str | EvalConfig] = DEFAULT_CONFIGS,
     progress: bool = True,
+    store: str = "faiss",
+    milvus_uri: str | None = None,
+    milvus_token: str = "",
 ) -> EvalReport:
     """Evaluate configs over a questions file with the built index: the CLI's ``ragrerank eval``.
 
@@ -748,7 +751,7 @@ def run_eval(
     Example:
         >>> print(format_report(run_eval(settings, "data/eval/k8s_questions.jsonl", "bm25,hybrid")))
     """
-    from ragrerank.index import open_retriever
+    from ragrerank.milvus_store import open_store_retriever
     from ragrerank.models import load_bi_encoder
     from ragrerank.rerank import Reranker
 
@@ -759,7 +762,10 @@ def run_eval(
     )
     modes = list(dict.fromkeys(config.mode for config in configs))
     model = load_bi_encoder(settings.bi_encoder, settings) if set(modes) - {"bm25"} else None
-    first_stages = {mode: open_retriever(settings, mode, model) for mode in modes}
+    first_stages = {
+        mode: open_store_retriever(settings, store, mode, model, milvus_uri=milvus_uri, milvus_token=milvus_token)
+        for mode in modes
+    }
     names = dict.fromkeys(config.cross_encoder for config in configs if config.rerank)
     rerankers = {name: Reranker.from_settings(settings.with_models(cross_encoder=name)) for name in names}
     _warn_unreachable(questions, settings)
