@@ -58,7 +58,7 @@ class Budget:
 
 
 BUDGETS = {
-    "quick": Budget("quick", 420.0, 1200, 7, 8, 2e-5, 256, 25, 3, 0.0, 120, 3000),
+    "quick": Budget("quick", 180.0, 600, 7, 8, 2e-5, 256, 25, 2, 0.0, 40, 1500),
     "full": Budget("full", 420.0, 60000, 15, 32, 5e-5, 320, 150, 4, 0.3, 300, 100000),
 }
 
@@ -327,7 +327,9 @@ def fit_fusion_weight(
     ``scores`` holds the cross-encoder logits of each validation query's candidates. A weight
     qualifies only when P@1 and P@3 are not below the first stage's either; ties go to the larger
     (safer) weight. Returns ``inf`` (keep the first-stage order) when no weight beats the first
-    stage: the rerank stage must never make the ranking worse than what it reranks.
+    stage, or when the MRR@10 gain's paired-bootstrap 5th percentile is not above zero: the
+    rerank stage must never make the ranking worse than what it reranks, and a gain within noise
+    on the validation questions was measured not to carry over to held-out ones.
     """
     first = [[hit.score for hit in q.candidates] for q in validation]
     baseline = _measures(validation, first)
@@ -341,8 +343,21 @@ def fit_fusion_weight(
             continue
         if fused["MRR@10"] > best["MRR@10"] or (fused["MRR@10"] == best["MRR@10"] and not math.isinf(best_weight)):
             best_weight, best = weight, fused
+    if not math.isinf(best_weight):
+        fused = [fuse(s, f, best_weight) for s, f in zip(scores, first, strict=True)]
+        low = _gain_lower_bound(_reciprocal_ranks(validation, first), _reciprocal_ranks(validation, fused))
+        metrics["fused_gain_ci_low"] = low
+        if low <= 0:  # a gain within resampling noise on a few hundred questions does not transfer
+            best_weight, best = math.inf, baseline
     metrics.update({f"fused_{name}": value for name, value in best.items()})
     return best_weight, metrics
+
+
+def _gain_lower_bound(before: Sequence[float], after: Sequence[float], resamples: int = 2000) -> float:
+    """5th percentile of the mean per-question MRR gain over paired bootstrap resamples."""
+    gains = np.asarray(after) - np.asarray(before)
+    rows = np.random.default_rng(13).integers(0, len(gains), size=(resamples, len(gains)))
+    return float(np.percentile(gains[rows].mean(axis=1), 5))
 
 
 def score_candidates(model: CrossEncoder, validation: Sequence[ValidationQuery]) -> list[list[float]]:
@@ -504,11 +519,25 @@ def _measures(validation: Sequence[ValidationQuery], scores: Sequence[Sequence[f
     import ir_measures
     from ir_measures import RR, P
 
+    values = ir_measures.calc_aggregate([P @ 1, P @ 3, RR @ 10], *_qrels_and_run(validation, scores))
+    return {"P@1": values[P @ 1], "P@3": values[P @ 3], "MRR@10": values[RR @ 10]}
+
+
+def _reciprocal_ranks(validation: Sequence[ValidationQuery], scores: Sequence[Sequence[float]]) -> list[float]:
+    import ir_measures
+    from ir_measures import RR
+
+    per_query = {m.query_id: m.value for m in ir_measures.iter_calc([RR @ 10], *_qrels_and_run(validation, scores))}
+    return [per_query.get(str(number), 0.0) for number in range(len(validation))]
+
+
+def _qrels_and_run(validation: Sequence[ValidationQuery], scores: Sequence[Sequence[float]]) -> tuple[list, list]:
+    import ir_measures
+
     qrels, run = [], []
     for number, (query, query_scores) in enumerate(zip(validation, scores, strict=True)):
         qrels.append(ir_measures.Qrel(str(number), "\0answer", 1))  # keeps questions whose answer was not retrieved
         for hit, score in zip(query.candidates, query_scores, strict=True):
             qrels.append(ir_measures.Qrel(str(number), hit.passage.id, int(hit.passage.path in query.relevant_paths)))
             run.append(ir_measures.ScoredDoc(str(number), hit.passage.id, float(score)))
-    values = ir_measures.calc_aggregate([P @ 1, P @ 3, RR @ 10], qrels, run)
-    return {"P@1": values[P @ 1], "P@3": values[P @ 3], "MRR@10": values[RR @ 10]}
+    return qrels, run
