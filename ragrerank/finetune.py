@@ -167,7 +167,8 @@ No human labels and no external data.
 
 ## Validation: reranking the hybrid top-30 (page-level relevance)
 
-Checkpoints and the fusion weight were chosen on these questions; `fused` is the chosen weight.
+Questions that chose the fusion weight: the project's own (`data/eval/k8s_questions.jsonl`, in scope)
+when present, else held-out synthetic ones; `fused` is the chosen weight.
 
 | ranking | P@1 | P@3 | MRR@10 |
 | --- | --- | --- | --- |
