@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
-# Sample questions for `make run`: one in scope, one near-miss, one the docs do not cover.
-QUESTIONS := "How do I run a task once until it finishes?" "run a job every night at 2am" "what is the capital of Peru"
+# Sample questions for `make run`: one in scope, one near miss (CronJob time zones), one the docs do not cover.
+QUESTIONS := "how do I safely drain a node before maintenance" "run a cronjob at 9am Berlin time instead of the controller's timezone" "what is the capital of Peru"
 
 .PHONY: install artifacts run test lab docs bench clean-notebooks doctor
 
@@ -33,7 +33,7 @@ artifacts: install
 
 run: artifacts
 	$(BIN)/ragrerank doctor
-	@for question in $(QUESTIONS); do $(BIN)/ragrerank search "$$question" --k 5 --mode hybrid; done
+	@for question in $(QUESTIONS); do echo; echo "### $$question"; $(BIN)/ragrerank ask "$$question"; done
 
 test: artifacts
 	$(BIN)/pytest tests notebooks $(NBVAL)
@@ -48,6 +48,7 @@ docs:
 
 bench: artifacts
 	$(BIN)/python bench/bench_retrieval.py
+	$(BIN)/python bench/bench_stores.py --threads 1
 
 clean-notebooks: install
 	$(BIN)/nbstripout --keep-output --keep-count notebooks/*.ipynb

@@ -103,6 +103,10 @@ class LLM:
                 attention_mask=torch.ones_like(ids),
                 max_new_tokens=self.max_new_tokens,
                 do_sample=False,
+                # Greedy decoding of a 135M model loops on a phrase; blocking repeated 6-grams
+                # stops that while leaving short repeats (command names, flags) possible.
+                no_repeat_ngram_size=6,
+                repetition_penalty=1.1,
                 streamer=streamer,
                 pad_token_id=self.tokenizer.eos_token_id,
             )
