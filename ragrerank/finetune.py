@@ -26,6 +26,7 @@ import numpy as np
 
 from ragrerank.config import PROJECT_ROOT, Settings
 from ragrerank.errors import RagrerankError
+from ragrerank.rerank import fuse
 from ragrerank.trainset import TrainingExample, TrainingSet, ValidationQuery
 
 if TYPE_CHECKING:
@@ -307,17 +308,6 @@ def validation_ndcg(model: CrossEncoder, validation: Sequence[ValidationQuery]) 
     evaluator = CrossEncoderRerankingEvaluator(samples, at_k=10, always_rerank_positives=False, write_csv=False)
     model.eval()
     return float(evaluator(model)[f"{evaluator.name + '_' if evaluator.name else ''}ndcg@10"])
-
-
-def fuse(ce_scores: Sequence[float], first_stage: Sequence[float], weight: float) -> list[float]:
-    """Final score = cross-encoder logit + weight × z-scored first-stage score of the same list.
-
-    The first-stage score is standardised per query because RRF, BM25 and cosine scores live on
-    unrelated scales; the logit is left raw so the weight fitted on validation keeps its meaning.
-    """
-    first = np.asarray(first_stage, dtype=float)
-    spread = first.std() or 1.0
-    return list(np.asarray(ce_scores, dtype=float) + weight * (first - first.mean()) / spread)
 
 
 def fit_fusion_weight(

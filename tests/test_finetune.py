@@ -123,7 +123,7 @@ def test_fusion_never_picks_a_weight_that_loses_to_the_first_stage() -> None:
     assert metrics["pure_MRR@10"] < metrics["first_stage_MRR@10"] == 1.0
     assert weight >= 8.0  # only a weight that lets the first stage win back the top rank qualifies
     assert math.isinf(fit_fusion_weight([[0.0, 5.0, 9.0]], [query])[0])  # no weight helps: keep the first stage
-    assert fuse([0.0, 1.0], [1.0, 3.0], 0.0) == [0.0, 1.0]
+    assert fuse([0.0, 1.0], [1.0, 3.0], 0.0).tolist() == [0.0, 1.0]
 
 
 def test_bad_base_and_too_small_budget_fail_clearly(docs: tuple[Path, list[Passage]], tmp_path: Path) -> None:
