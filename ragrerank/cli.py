@@ -145,6 +145,17 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _finetune(args: argparse.Namespace, settings: Settings) -> int:
+    from ragrerank.finetune import finetune
+
+    report = finetune(settings, budget=args.budget, base=args.base, device=args.device, recipe=args.recipe)
+    print(f"model: {report.model_dir} (fusion weight {report.fusion_weight:g})")
+    for name in ("first_stage_MRR@10", "pure_MRR@10", "fused_MRR@10"):
+        if name in report.validation:
+            print(f"  {name}: {report.validation[name]:.3f}")
+    return 0
+
+
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from ragrerank.evaluate import format_report, run_eval
 
@@ -201,6 +212,13 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--rerank", action="store_true", help="rerank the first-stage candidates with the cross-encoder")
     search.add_argument("--candidates", type=int, default=50, help="first-stage candidates to rerank")
     search.set_defaults(command=_search)
+
+    finetune = commands.add_parser("finetune", help="train the project's cross-encoder on the docs (offline)")
+    finetune.add_argument("--budget", choices=["quick", "full"], default="quick", help="quick: ≤ 12 min on 2 CPU cores")
+    finetune.add_argument("--base", help="start from this model (default: the project's model, else all-MiniLM-L6-v2)")
+    finetune.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    finetune.add_argument("--recipe", choices=["bce", "listwise", "margin-listwise"], default="margin-listwise")
+    finetune.set_defaults(command=_finetune)
 
     evaluate = commands.add_parser("eval", parents=[store], help="measure retrieval and reranking configs on a questions file")
     evaluate.add_argument("--queries", required=True, help="JSONL questions with gold_files (e.g. data/eval/k8s_questions.jsonl)")
