@@ -49,6 +49,7 @@ docs:
 bench: artifacts
 	$(BIN)/python bench/bench_retrieval.py
 	$(BIN)/python bench/bench_stores.py --threads 1
+	$(BIN)/python bench/bench_answer.py
 
 clean-notebooks: install
 	$(BIN)/nbstripout --keep-output --keep-count notebooks/*.ipynb

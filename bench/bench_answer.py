@@ -1,0 +1,83 @@
+"""End-to-end `ask` latency by stage: retrieve, rerank, (fallback), generate.
+
+Not a test: run by hand or with `make bench` after `make artifacts`. Answers a fixed sample
+of the project's questions (in scope and out of scope) with the offline models and prints
+p50/p95 per stage plus how often each decision was taken; writes bench/results/answer.json.
+
+    .venv/bin/python bench/bench_answer.py [--questions 12] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ragrerank.answer import LLM, AnswerSettings, answer
+from ragrerank.config import PROJECT_ROOT, resolve_settings
+from ragrerank.index import open_retriever
+from ragrerank.io import atomic_write, read_jsonl
+from ragrerank.models import load_bi_encoder, load_llm
+from ragrerank.rerank import Reranker
+
+QUESTIONS = PROJECT_ROOT / "data" / "eval" / "k8s_questions.jsonl"
+RESULTS = PROJECT_ROOT / "bench" / "results" / "answer.json"
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = resolve_settings()
+    model = load_bi_encoder(settings.bi_encoder, settings)
+    first_stage, fallback = open_retriever(settings, "hybrid", model), open_retriever(settings, "bm25")
+    reranker = Reranker.from_settings(settings)
+    answer_settings = AnswerSettings()
+    llm = LLM(*load_llm(settings.llm, settings), max_new_tokens=answer_settings.max_new_tokens)
+    records = random.Random(42).sample(read_jsonl(QUESTIONS), args.questions)
+
+    answer(records[0]["query"], first_stage, fallback, reranker, llm, answer_settings)  # warm-up
+    results = [answer(r["query"], first_stage, fallback, reranker, llm, answer_settings) for r in records]
+    stages = sorted({stage for result in results for stage in result.timings})
+    table = {
+        stage: _percentiles([result.timings[stage] for result in results if stage in result.timings])
+        for stage in stages
+    }
+    table["total"] = _percentiles([sum(result.timings.values()) for result in results])
+    summary = {
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "questions": len(records),
+        "candidates": answer_settings.candidates,
+        "max_new_tokens": answer_settings.max_new_tokens,
+        "decisions": dict(Counter(result.decision for result in results)),
+        "seconds": table,
+    }
+    print(f"{len(records)} questions, {answer_settings.candidates} candidates reranked, decisions {summary['decisions']}")
+    print(f"{'stage':<18}{'n':>4}{'p50 s':>9}{'p95 s':>9}")
+    for stage, row in table.items():
+        print(f"{stage:<18}{row['n']:>4}{row['p50']:>9.2f}{row['p95']:>9.2f}")
+    with atomic_write(Path(args.out)) as handle:
+        json.dump(summary, handle, indent=2)
+    print(f"wrote {args.out}")
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    return {"n": len(values), "p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95))}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, default=12, help="questions sampled from data/eval")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 keeps torch's default)")
+    parser.add_argument("--out", default=str(RESULTS))
+    return parser
+
+
+if __name__ == "__main__":
+    main()
