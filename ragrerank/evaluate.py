@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 
 from ragrerank.config import Settings
 from ragrerank.errors import RagrerankError
-from ragrerank.types import Hit
+from ragrerank.types import MODES, Hit
 
 if TYPE_CHECKING:
     from ragrerank.index import Retriever
@@ -82,7 +82,6 @@ logger = logging.getLogger(__name__)
 
 Run = Mapping[str, Sequence[Hit]]  # question id → hits, best first
 
-MODES = ("dense", "bm25", "hybrid")  # = index.MODES, not imported: importing index loads torch
 DEFAULT_CANDIDATES = 50
 DEFAULT_CONFIGS = ("dense", "bm25", "hybrid", "hybrid+rerank@50")
 RANK_DEPTH = 10  # passages the rank metrics read

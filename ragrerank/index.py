@@ -35,7 +35,7 @@ from ragrerank.config import Settings
 from ragrerank.corpus import load_passages
 from ragrerank.errors import RagrerankError
 from ragrerank.io import atomic_write, read_jsonl
-from ragrerank.types import Hit, Passage
+from ragrerank.types import MODES, Hit, Mode, Passage
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -57,9 +57,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Mode = Literal["dense", "bm25", "hybrid"]
 IndexKind = Literal["flat", "hnsw"]
-MODES: tuple[str, ...] = get_args(Mode)
 KINDS: tuple[str, ...] = get_args(IndexKind)
 T = TypeVar("T", bound=Hashable)
 
@@ -166,7 +164,7 @@ class DenseRetriever:
         return self.search_many([query], k)[0]
 
     def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        _check_request(queries, k)
+        check_request(queries, k)
         self._warn_if_truncated(queries)
         vectors = embed_texts(self.model, queries, progress=False)
         depth = min(k, len(self.passages))
@@ -214,7 +212,7 @@ class BM25Retriever:
         return self.search_many([query], k)[0]
 
     def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        _check_request(queries, k)
+        check_request(queries, k)
         return [self._search_one(tokens, k) for tokens in _tokenize(queries)]
 
     def _search_one(self, tokens: list[str], k: int) -> list[Hit]:
@@ -249,7 +247,7 @@ class HybridRetriever:
         return self.search_many([query], k)[0]
 
     def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        _check_request(queries, k)
+        check_request(queries, k)
         depth = max(k, self.depth)
         dense, bm25 = self.dense.search_many(queries, depth), self.bm25.search_many(queries, depth)
         return [self._fuse(d, b, k) for d, b in zip(dense, bm25, strict=True)]
@@ -415,7 +413,8 @@ def search_queries(retriever: Retriever, queries_path: Path, k: int = 10) -> Ite
             yield {"id": record["id"], "query": record["query"], "results": [hit.to_json() for hit in hits]}
 
 
-def _check_request(queries: Sequence[str], k: int) -> None:
+def check_request(queries: Sequence[str], k: int) -> None:
+    """Refuse empty queries and a k below 1 before any store is asked; shared by every retriever."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise RagrerankError(f"k must be a whole number ≥ 1, got {k!r}: ask for at least one result")
     for query in queries:

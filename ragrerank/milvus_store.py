@@ -35,17 +35,8 @@ from tqdm.auto import tqdm
 from ragrerank.config import Settings
 from ragrerank.corpus import load_passages
 from ragrerank.errors import RagrerankError
-from ragrerank.index import (
-    HYBRID_DEPTH,
-    MODES,
-    HybridRetriever,
-    Mode,
-    Retriever,
-    _check_request,
-    embed_texts,
-    open_retriever,
-)
-from ragrerank.types import Hit, Passage
+from ragrerank.index import HYBRID_DEPTH, HybridRetriever, Retriever, check_request, embed_texts, open_retriever
+from ragrerank.types import MODES, Hit, Mode, Passage
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -160,7 +151,7 @@ class MilvusRetriever:
         return self.search_many([query], k)[0]
 
     def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        _check_request(queries, k)
+        check_request(queries, k)
         depth = min(k, self.size)
         if depth > MAX_TOP_K:
             raise RagrerankError(f"k={k} is more than the {MAX_TOP_K} results Milvus returns per query: ask for fewer")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
+
+Mode = Literal["dense", "bm25", "hybrid"]  # first-stage retrieval modes
+MODES: tuple[str, ...] = get_args(Mode)
 
 
 @dataclass(frozen=True)

@@ -108,15 +108,6 @@ def test_parse_config_and_its_errors():
         EvalConfig("x", "dense", cross_encoder="some/model")
 
 
-@pytest.mark.slow  # importing index loads torch (seconds); evaluate mirrors MODES to avoid that
-def test_modes_match_the_index_module():
-    from ragrerank.index import MODES
-
-    from ragrerank import evaluate as module
-
-    assert module.MODES == MODES
-
-
 # -------------------------------------------------------------------- decisions and statistics
 
 
