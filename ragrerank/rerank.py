@@ -151,7 +151,7 @@ def fuse(ce_logits: Sequence[float], first_stage: Sequence[float], weight: float
 
     The first-stage score is standardised per query because RRF, BM25 and cosine scores live
     on unrelated scales; the logit stays raw so a weight fitted on validation keeps its
-    meaning. ``weight=inf`` keeps the first-stage order (the logit only breaks exact ties).
+    meaning. ``weight=inf`` keeps the first-stage order exactly (ties too), ignoring the logit.
 
     Example:
         >>> fuse([2.0, 0.0], [0.9, 0.1], weight=1.0).round(2)
@@ -161,7 +161,7 @@ def fuse(ce_logits: Sequence[float], first_stage: Sequence[float], weight: float
     first = np.asarray(first_stage, dtype=float)
     z = (first - first.mean()) / (first.std() or 1.0) if len(first) else first
     if math.isinf(weight):
-        return z * 1e6 + logits  # lexicographic: first stage, then logit
+        return z
     return logits + weight * z
 
 

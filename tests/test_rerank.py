@@ -119,6 +119,12 @@ def test_fusion_adds_the_z_scored_first_stage_score():
     assert fuse([5.0, 0.0, 1.0], [0.1, 0.9, 0.5], float("inf")).argsort()[::-1].tolist() == [1, 2, 0]
 
 
+def test_infinite_fusion_weight_keeps_the_first_stage_order_even_on_ties(reranker):
+    hits = [Hit(h.passage, 0.5, h.rank, h.scores) for h in make_hits(TEXTS)]  # all first-stage scores tied
+    kept = Reranker(reranker.model, RerankSettings(fusion_weight=float("inf"))).rerank("what is a secret", hits)
+    assert [hit.passage.id for hit in kept] == [hit.passage.id for hit in hits]
+
+
 def test_fused_reranking_orders_by_fused_score_and_keeps_the_pure_probability(reranker):
     fused = Reranker(reranker.model, RerankSettings(fusion_weight=1000.0))
     hits = make_hits(TEXTS)
