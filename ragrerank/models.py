@@ -153,7 +153,7 @@ def _hub(kind: ModelKind, name: str) -> ModelSource:
     )
 
 
-def _hub_kwargs(source: ModelSource) -> dict[str, bool]:
+def _load_kwargs(source: ModelSource) -> dict[str, bool]:
     """Keep cached hub models offline, and keep load-time progress bars out of the CLI's output."""
     from transformers.utils import logging as transformers_logging
 
@@ -166,7 +166,7 @@ def _load_sentence_transformer(source: ModelSource, device: str) -> SentenceTran
     from sentence_transformers import SentenceTransformer
 
     try:
-        return SentenceTransformer(source.location, device=device, **_hub_kwargs(source))
+        return SentenceTransformer(source.location, device=device, **_load_kwargs(source))
     except (OSError, ValueError, KeyError) as error:
         raise RagrerankError(f"bi-encoder '{source.name}' ({source.location}) could not be loaded: {error}") from None
 
@@ -176,7 +176,7 @@ def _load_cross_encoder(source: ModelSource, device: str, max_length: int | None
     from sentence_transformers import CrossEncoder
 
     try:
-        model = CrossEncoder(source.location, device=device, max_length=max_length, **_hub_kwargs(source))
+        model = CrossEncoder(source.location, device=device, max_length=max_length, **_load_kwargs(source))
     except (OSError, ValueError, KeyError) as error:
         raise RagrerankError(f"cross-encoder '{source.name}' ({source.location}) could not be loaded: {error}") from None
     if model.num_labels != 1:
@@ -191,7 +191,7 @@ def _load_llm(source: ModelSource) -> tuple[PreTrainedModel, PreTrainedTokenizer
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs: dict[str, object] = {"gguf_file": source.gguf_file} if source.gguf_file else {}
-    kwargs.update(_hub_kwargs(source))
+    kwargs.update(_load_kwargs(source))
     try:
         tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(source.location, **kwargs)
