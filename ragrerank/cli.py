@@ -124,14 +124,14 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     thresholds = Thresholds(**{name: value for name, value in (("answer", args.threshold), ("coverage", args.coverage)) if value is not None})
     answer_settings = AnswerSettings(candidates=args.candidates, thresholds=thresholds)
     llm = None if args.no_llm else LLM(*load_llm(settings.llm, settings), max_new_tokens=answer_settings.max_new_tokens)
-    stream = None if args.json or llm is None else (lambda text: print(text, end="", flush=True))
-    if stream:
-        print("answer: ", end="", flush=True)
-    result = answer(args.question, first_stage, fallback, reranker, llm, answer_settings, on_token=stream)
+    result = answer(
+        args.question, first_stage, fallback, reranker, llm, answer_settings,
+        on_token=None if args.json or llm is None else _streamer("answer: "),
+    )
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
         return 0
-    if not stream:
+    if "generate" not in result.timings:  # nothing was streamed
         print(f"answer: {result.answer}")
     print(f"decision: {result.decision}")
     print("citations:" if result.decision != "not_covered" else "closest pages:")
@@ -165,6 +165,20 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(json.dumps(report.to_json(), ensure_ascii=False) if args.json else format_report(report))
     return 0
+
+
+def _streamer(prefix: str) -> Callable[[str], None]:
+    """Print generated text as it arrives, after a prefix printed only if generation starts."""
+    started = False
+
+    def write(text: str) -> None:
+        nonlocal started
+        if not started:
+            print(prefix, end="")
+            started = True
+        print(text, end="", flush=True)
+
+    return write
 
 
 def format_hits(hits: Sequence[Hit]) -> str:

@@ -57,3 +57,15 @@ def test_search_without_an_index_says_how_to_build_it(settings, tmp_path, capsys
     code = main(["--docs", str(settings.docs_root), "--home", str(tmp_path), "search", "what is a pod", "--mode", "bm25"])
     assert code == 2
     assert "run `ragrerank index`" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ask_json_for_an_out_of_scope_question_is_not_covered_with_the_documented_schema(settings, capsys):
+    import json
+
+    code = main(["--docs", str(settings.docs_root), "ask", "what is the capital of Peru", "--json", "--no-llm"])
+    record = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert set(record) == {"question", "decision", "answer", "citations", "candidates", "timings"}
+    assert record["decision"] == "not_covered" and "generate" not in record["timings"]
+    assert all(set(c) == {"title", "url", "path"} for c in record["citations"])
