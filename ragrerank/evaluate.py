@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, get_args
 
 import ir_measures
 import numpy as np
@@ -46,6 +46,7 @@ from scipy.stats import mannwhitneyu, permutation_test
 from tqdm.auto import tqdm
 
 from ragrerank.config import Settings
+from ragrerank.decision import Decision, Thresholds, decide
 from ragrerank.errors import RagrerankError
 from ragrerank.types import MODES, Hit
 
@@ -64,6 +65,7 @@ __all__ = [
     "calibration_split",
     "candidate_sweep",
     "decision_accuracy",
+    "decision_outcomes",
     "evaluate",
     "evidence_hit",
     "format_report",
@@ -84,12 +86,13 @@ Run = Mapping[str, Sequence[Hit]]  # question id → hits, best first
 
 DEFAULT_CANDIDATES = 50
 DEFAULT_CONFIGS = ("dense", "bm25", "hybrid", "hybrid+rerank@50")
+PURE_SUFFIX = "|pure"
 RANK_DEPTH = 10  # passages the rank metrics read
 CONTEXT = 3  # passages handed to the LLM, the depth of evidence@3
 METRICS = ("P@1", "P@3", "RR@10", "nDCG@10", "R@cand", "evidence@3")
 PASSAGE_MEASURES = (P @ 1, P @ 3, RR @ RANK_DEPTH)
 REQUIRED_FIELDS = ("id", "query", "gold_files")
-_CONFIG_SPEC = re.compile(r"(?P<mode>[a-z0-9]+)(?P<rerank>\+rerank)?(?:@(?P<candidates>\d+))?")
+_CONFIG_SPEC = re.compile(r"(?P<mode>[a-z0-9]+)(?:\+(?P<rerank>rerank|ce))?(?:@(?P<candidates>\d+))?")
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")  # [text](url) → text
 _EMPHASIS_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_+|_+(?![A-Za-z0-9])")  # _word_, not snake_case
 
@@ -248,7 +251,9 @@ class EvalConfig:
     """One pipeline to measure: a first stage, optionally reranked from ``candidates`` hits.
 
     ``candidates`` is the depth of the first stage: what the cross-encoder rescores, and
-    the depth of ``R@cand``. ``cross_encoder`` None means the settings' model.
+    the depth of ``R@cand``. ``cross_encoder`` None means the settings' model. A reranked
+    config orders by the model as shipped (its logit fused with the first-stage score by
+    the weight fitted with it) unless ``pure``: then by the cross-encoder's logit alone.
     """
 
     name: str
@@ -256,41 +261,48 @@ class EvalConfig:
     rerank: bool = False
     candidates: int = DEFAULT_CANDIDATES
     cross_encoder: str | None = None
+    pure: bool = False
+
+    @property
+    def reranker_key(self) -> str:
+        """Which reranker this config needs: one per (cross-encoder, pure or as shipped)."""
+        return f"{self.cross_encoder or ''}{PURE_SUFFIX if self.pure else ''}"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise RagrerankError(f"config {self.name!r} has mode {self.mode!r}: choose one of {', '.join(MODES)}")
         if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or self.candidates < 1:
             raise RagrerankError(f"config {self.name!r} has candidates={self.candidates!r}: use a whole number ≥ 1")
-        if self.cross_encoder is not None and not self.rerank:
+        if (self.cross_encoder is not None or self.pure) and not self.rerank:
             raise RagrerankError(f"config {self.name!r} names a cross-encoder but does not rerank: set rerank=True")
 
 
 def parse_config(spec: str) -> EvalConfig:
-    """Read ``MODE[+rerank][@CANDIDATES]``, the form the CLI's ``--configs`` takes.
+    """Read ``MODE[+rerank|+ce][@CANDIDATES]``, the form the CLI's ``--configs`` takes.
 
-    Reranked configs are named with their depth, so ``hybrid+rerank`` and
-    ``hybrid+rerank@50`` are the same config.
+    ``+rerank`` reranks with the model as shipped (fused with the first stage by its fitted
+    weight), ``+ce`` by the cross-encoder's score alone. Reranked configs are named with
+    their depth, so ``hybrid+rerank`` and ``hybrid+rerank@50`` are the same config.
 
     Example:
         >>> parse_config("hybrid+rerank@30")
-        EvalConfig(name='hybrid+rerank@30', mode='hybrid', rerank=True, candidates=30, cross_encoder=None)
-        >>> parse_config("bm25").name
-        'bm25'
+        EvalConfig(name='hybrid+rerank@30', mode='hybrid', rerank=True, candidates=30, cross_encoder=None, pure=False)
+        >>> parse_config("hybrid+ce@30").pure, parse_config("bm25").name
+        (True, 'bm25')
     """
     match = _CONFIG_SPEC.fullmatch(spec.strip().lower())
     if match is None or match["mode"] not in MODES:
         raise RagrerankError(
-            f"unknown config {spec!r}: write MODE[+rerank][@CANDIDATES] with MODE one of {', '.join(MODES)}, "
+            f"unknown config {spec!r}: write MODE[+rerank|+ce][@CANDIDATES] with MODE one of {', '.join(MODES)}, "
             "e.g. hybrid+rerank@50"
         )
-    mode, rerank = match["mode"], match["rerank"] is not None
+    mode, rerank = match["mode"], match["rerank"]
     candidates = int(match["candidates"]) if match["candidates"] else DEFAULT_CANDIDATES
     if rerank:
-        name = f"{mode}+rerank@{candidates}"
+        name = f"{mode}+{rerank}@{candidates}"
     else:
         name = mode if candidates == DEFAULT_CANDIDATES else f"{mode}@{candidates}"
-    return EvalConfig(name, mode, rerank, candidates)
+    return EvalConfig(name, mode, rerank is not None, candidates, pure=rerank == "ce")
 
 
 def parse_configs(specs: str | Iterable[str | EvalConfig]) -> tuple[EvalConfig, ...]:
@@ -530,6 +542,25 @@ def calibrate_threshold(scores: pd.Series, in_scope: pd.Series, seed: int = 0) -
     )
 
 
+def decision_outcomes(
+    best_cosine: pd.Series, best_prob: pd.Series, in_scope: pd.Series, thresholds: Thresholds
+) -> pd.DataFrame:
+    """What ``decide`` does with each question's first pass, counted by in-scope / out-of-scope.
+
+    ``fallback`` is the first pass's "not sure": the pipeline would search again by keywords.
+    All three series are indexed by question id; the table has a column per decision.
+    """
+    ids = list(best_cosine.index)
+    decisions = [decide(_finite(best_prob.get(qid)), thresholds, best_cosine=_finite(best_cosine[qid])) for qid in ids]
+    frame = pd.DataFrame({"scope": np.where(in_scope.reindex(ids).to_numpy(bool), "in scope", "out of scope"), "decision": decisions})
+    table = pd.crosstab(frame["scope"], frame["decision"]).reindex(columns=list(get_args(Decision)), fill_value=0)
+    return table.rename_axis(index=None, columns=None)
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
 def reliability_table(run: Run, questions: Sequence[Question], top: int = CONTEXT, bins: int = 10) -> pd.DataFrame:
     """Reliability-diagram data: do passages scored ``p`` by the cross-encoder come from a gold page a fraction ``p`` of the time?
 
@@ -595,6 +626,31 @@ class EvalReport:
         a, b = (self.frame(name).query("in_scope")[metric].rename(name) for name in (baseline, candidate))
         return paired_bootstrap(a, b, resamples, seed, metric)
 
+    def changes(self, baseline: str, candidate: str, metric: str = "RR@10") -> pd.DataFrame:
+        """The in-scope questions where ``candidate`` and ``baseline`` differ on ``metric``, worst loss first.
+
+        Each row shows the question, both values, where the first gold passage sits in each
+        ranking (``gold_rank``; none in the top 10 is NaN) and each config's top passage, so a
+        reader can see *why* a question was rescued or broken.
+        """
+        if metric not in METRICS:
+            raise RagrerankError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
+        before, after = self.frame(baseline), self.frame(candidate)
+        questions = {question.id: question for question in self.questions if question.in_scope}
+        rows = []
+        for qid, question in questions.items():
+            delta = after.at[qid, metric] - before.at[qid, metric]
+            if delta == 0:
+                continue
+            row = {"id": qid, "type": question.type, "query": question.query, "delta": round(float(delta), 3)}
+            for label, name in (("before", baseline), ("after", candidate)):
+                hits = self.runs[name][qid]
+                row[f"gold_rank_{label}"] = _gold_rank(hits, question)
+                row[f"top_{label}"] = hits[0].passage.id if hits else ""
+            rows.append(row)
+        columns = ["id", "type", "query", "delta", "gold_rank_before", "gold_rank_after", "top_before", "top_after"]
+        return pd.DataFrame(rows, columns=columns).sort_values(["delta", "id"], kind="stable").reset_index(drop=True)
+
     def by_type(self) -> pd.DataFrame:
         """Mean metrics per (config, question type) over in-scope questions, with the count ``n``."""
         scoped = self.per_question[self.per_question["in_scope"]]
@@ -633,7 +689,7 @@ def evaluate(
         questions: from ``load_questions``.
         configs: configs with unique names; reranked ones need ``cross_encoder`` set.
         first_stages: a retriever per mode the configs use.
-        rerankers: a reranker per cross-encoder name the configs use.
+        rerankers: a reranker per ``reranker_key`` the configs use.
         source: where the questions came from, for the report.
         progress: show progress bars.
     """
@@ -642,8 +698,8 @@ def evaluate(
     for config in configs:
         if config.mode not in first_stages:
             raise RagrerankError(f"config {config.name!r} needs a {config.mode} retriever: open one for it")
-        if config.rerank and config.cross_encoder not in rerankers:
-            raise RagrerankError(f"config {config.name!r} needs a reranker for cross-encoder {config.cross_encoder!r}")
+        if config.rerank and config.reranker_key not in rerankers:
+            raise RagrerankError(f"config {config.name!r} needs a reranker under key {config.reranker_key!r}")
     depths: dict[str, int] = {}
     for config in configs:
         depths[config.mode] = max(depths.get(config.mode, RANK_DEPTH), config.candidates)
@@ -657,12 +713,17 @@ def evaluate(
         candidates = {qid: hits[: config.candidates] for qid, hits in candidates.items()}
         run, rerank_ms = candidates, dict.fromkeys(candidates, 0.0)
         if config.rerank:
-            stage = partial(_rerank, rerankers[config.cross_encoder], candidates)
+            stage = partial(_rerank, rerankers[config.reranker_key], candidates)
             run, rerank_ms = _timed(questions, stage, config.name, progress)
         runs[config.name] = run
         frames.append(_question_frame(config, questions, run, candidates, retrieve_ms, rerank_ms))
     per_question = pd.concat(frames, ignore_index=True)
     return EvalReport(source, configs, tuple(questions), _summary(configs, per_question), per_question, runs)
+
+
+def _gold_rank(hits: Sequence[Hit], question: Question) -> float:
+    """1-based rank of the first passage from a gold page within the rank depth, NaN when none."""
+    return next((float(rank) for rank, hit in enumerate(hits[:RANK_DEPTH], 1) if hit.passage.path in question.gold_files), np.nan)
 
 
 def _search(retriever: Retriever, depth: int, question: Question) -> list[Hit]:
@@ -765,8 +826,15 @@ def run_eval(
         mode: open_store_retriever(settings, store, mode, model, milvus_uri=milvus_uri, milvus_token=milvus_token)
         for mode in modes
     }
-    names = dict.fromkeys(config.cross_encoder for config in configs if config.rerank)
-    rerankers = {name: Reranker.from_settings(settings.with_models(cross_encoder=name)) for name in names}
+    shipped = {
+        name: Reranker.from_settings(settings.with_models(cross_encoder=name))
+        for name in dict.fromkeys(config.cross_encoder for config in configs if config.rerank)
+    }
+    rerankers = {
+        config.reranker_key: shipped[config.cross_encoder].with_fusion(None) if config.pure else shipped[config.cross_encoder]
+        for config in configs
+        if config.rerank
+    }
     _warn_unreachable(questions, settings)
     return evaluate(questions, configs, first_stages, rerankers, str(queries_path), progress)
 

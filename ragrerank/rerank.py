@@ -80,6 +80,10 @@ class Reranker:
             rerank = RerankSettings(fusion_weight=model_fusion_weight(Path(source.location)))
         return cls(load_cross_encoder(settings.cross_encoder, settings, max_length=rerank.max_length), rerank)
 
+    def with_fusion(self, weight: float | None) -> Reranker:
+        """The same loaded model ordering by another fusion weight (None: the logit alone)."""
+        return Reranker(self.model, replace(self.settings, fusion_weight=weight))
+
     def predict(self, query: str, texts: Sequence[str]) -> np.ndarray:
         """Raw relevance logits of ``texts`` for ``query``, in input order.
 
