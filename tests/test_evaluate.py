@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ragrerank.decision import Thresholds
 from ragrerank.errors import RagrerankError
 from ragrerank.evaluate import (
     EvalConfig,
@@ -18,6 +19,7 @@ from ragrerank.evaluate import (
     calibrate_threshold,
     calibration_split,
     decision_accuracy,
+    decision_outcomes,
     evaluate,
     evidence_hit,
     format_report,
@@ -98,6 +100,8 @@ def test_parse_config_and_its_errors():
     assert parse_config("hybrid+rerank@30") == EvalConfig("hybrid+rerank@30", "hybrid", True, 30)
     assert parse_config(" Hybrid+rerank ").name == "hybrid+rerank@50"
     assert parse_config("bm25@100") == EvalConfig("bm25@100", "bm25", False, 100)
+    assert parse_config("dense+ce@10") == EvalConfig("dense+ce@10", "dense", True, 10, pure=True)
+    assert parse_config("dense+ce@10").reranker_key == "|pure" != parse_config("dense+rerank@10").reranker_key
     assert [c.name for c in parse_configs("dense,bm25, hybrid")] == ["dense", "bm25", "hybrid"]
     for bad in ("vector", "hybrid@0", "hybrid+rerank@x", "dense+bm25"):
         with pytest.raises(RagrerankError, match="MODE|candidates"):
@@ -106,6 +110,8 @@ def test_parse_config_and_its_errors():
         parse_configs("hybrid+rerank,hybrid+rerank@50")
     with pytest.raises(RagrerankError, match="does not rerank"):
         EvalConfig("x", "dense", cross_encoder="some/model")
+    with pytest.raises(RagrerankError, match="does not rerank"):
+        EvalConfig("x", "dense", pure=True)
 
 
 # -------------------------------------------------------------------- decisions and statistics
@@ -229,6 +235,32 @@ def test_evaluate_shares_the_first_stage_and_reports_every_config():
     assert "tiny: 2 in scope, 1 out of scope" in format_report(report)
     assert json.loads(json.dumps(report.to_json()))["summary"][1]["config"] == "hybrid+rerank@3"
     assert report.runs["hybrid+rerank@3"]["q1"][0].passage.id == "a.md#2"
+
+
+def test_changes_list_rescued_and_broken_questions_with_gold_ranks():
+    by_query = {q.query: RUN[q.id] for q in QUESTIONS}
+    configs = [EvalConfig("hybrid", "hybrid"), EvalConfig("hybrid+ce@3", "hybrid", True, 3, "fake", pure=True)]
+    report = evaluate(QUESTIONS, configs, {"hybrid": FakeRetriever("hybrid", by_query)}, {"fake|pure": ReverseReranker()})
+    changes = report.changes("hybrid", "hybrid+ce@3", "RR@10")
+    # q1: gold a.md rises from rank 2 to 1 (RR 0.5 → 1); q2 unchanged at rank 1; q3 is out of scope
+    assert changes.to_dict("records") == [
+        {"id": "q1", "type": "howto", "query": "first", "delta": 0.5, "gold_rank_before": 2.0, "gold_rank_after": 1.0,
+         "top_before": "b.md#1", "top_after": "a.md#2"}
+    ]
+    with pytest.raises(RagrerankError, match="unknown metric"):
+        report.changes("hybrid", "hybrid+ce@3", "MAP")
+
+
+def test_decision_outcomes_count_each_decision_by_scope():
+    ids = ["a", "b", "c", "d"]
+    cosine = pd.Series([0.8, 0.8, 0.3, 0.8], index=ids)
+    prob = pd.Series([0.9, 0.01, 0.9, np.nan], index=ids)  # d: no reranked hit
+    scope = pd.Series([True, True, False, False], index=ids)
+    table = decision_outcomes(cosine, prob, scope, Thresholds(answer=0.5, coverage=0.5))
+    assert table.to_dict("index") == {
+        "in scope": {"answer": 1, "fallback": 1, "not_covered": 0},
+        "out of scope": {"answer": 0, "fallback": 1, "not_covered": 1},
+    }
 
 
 def test_evaluate_asks_for_missing_retrievers_and_rerankers():
