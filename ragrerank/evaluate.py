@@ -52,6 +52,7 @@ from ragrerank.types import MODES, Hit
 
 if TYPE_CHECKING:
     from ragrerank.index import Retriever
+    from ragrerank.rerank import Reranker
 
 __all__ = [
     "DEFAULT_CONFIGS",
@@ -75,6 +76,7 @@ __all__ = [
     "parse_config",
     "parse_configs",
     "reliability_table",
+    "rerank_latency",
     "roc_auc",
     "run_eval",
     "score_run",
@@ -854,6 +856,31 @@ def candidate_sweep(
     """
     reranked = [replace(parse_config(f"{mode}+rerank@{depth}"), cross_encoder=cross_encoder) for depth in depths]
     return run_eval(settings, queries_path, [parse_config(f"{mode}@{max(depths)}"), *reranked], progress)
+
+
+def rerank_latency(
+    reranker: Reranker, questions: Sequence[Question], run: Run, depths: Sequence[int], sample: int = 10, seed: int = 0
+) -> pd.DataFrame:
+    """p50 wall-clock ms of scoring the top ``depth`` candidates of ``sample`` in-scope questions, per depth.
+
+    Scores with ``Reranker.predict``, which the score cache does not serve, so every depth pays
+    for every pair as a first-time question would; the same questions serve every depth.
+    """
+    scoped = sorted((q for q in questions if q.in_scope and q.id in run), key=lambda q: q.id)
+    if not scoped:
+        raise RagrerankError("no in-scope question of the run to time: pass the run of these questions")
+    rng = np.random.default_rng(seed)
+    chosen = [scoped[i] for i in sorted(rng.choice(len(scoped), size=min(sample, len(scoped)), replace=False))]
+    rows = []
+    for depth in depths:
+        millis = []
+        for question in chosen:
+            texts = [hit.passage.text for hit in run[question.id][:depth]]
+            started = time.perf_counter()
+            reranker.predict(question.query, texts)
+            millis.append((time.perf_counter() - started) * 1000)
+        rows.append({"candidates": depth, "rerank_ms": float(np.median(millis))})
+    return pd.DataFrame(rows)
 
 
 def _warn_unreachable(questions: Sequence[Question], settings: Settings) -> None:

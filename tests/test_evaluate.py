@@ -29,6 +29,7 @@ from ragrerank.evaluate import (
     parse_config,
     parse_configs,
     reliability_table,
+    rerank_latency,
     roc_auc,
     score_run,
 )
@@ -249,6 +250,22 @@ def test_changes_list_rescued_and_broken_questions_with_gold_ranks():
     ]
     with pytest.raises(RagrerankError, match="unknown metric"):
         report.changes("hybrid", "hybrid+ce@3", "MAP")
+
+
+def test_rerank_latency_times_every_depth_on_the_same_sampled_questions():
+    class CountingReranker:
+        def __init__(self):
+            self.calls = []
+
+        def predict(self, query, texts):
+            self.calls.append((query, len(texts)))
+            return np.zeros(len(texts))
+
+    reranker = CountingReranker()
+    latency = rerank_latency(reranker, QUESTIONS, RUN, [1, 3], sample=1)
+    assert latency["candidates"].tolist() == [1, 3] and (latency["rerank_ms"] >= 0).all()
+    assert len(reranker.calls) == 2 and reranker.calls[0][0] == reranker.calls[1][0] != "off topic"
+    assert [count for _, count in reranker.calls] == [1, 3]
 
 
 def test_decision_outcomes_count_each_decision_by_scope():
