@@ -41,6 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     from ragrerank.doctor import run_checks, versions
 
+    if args.workshop:
+        from ragrerank.workshop import format_checks, workshop_checks
+
+        print(f"workshop check: artifacts in {settings.home}")
+        checks = workshop_checks(settings)
+        print(format_checks(checks, color=sys.stdout.isatty()))
+        return 0 if all(check.ok for check in checks) else 1
     print(versions())
     print(f"artifacts: {settings.home}")
     checks = run_checks(settings)
@@ -206,6 +213,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     doctor = commands.add_parser("doctor", help="show versions, docs, models and artifacts; exit 1 if something is missing")
+    doctor.add_argument(
+        "--workshop", action="store_true", help="green/red readiness list for running the series offline, with a fix per red line"
+    )
     doctor.set_defaults(command=_doctor)
 
     passages = commands.add_parser("passages", help="extract clean, citable passages from the docs")

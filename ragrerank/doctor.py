@@ -16,22 +16,23 @@ PACKAGES = ("ragrerank", "torch", "sentence-transformers", "transformers", "fais
 
 @dataclass(frozen=True)
 class Check:
-    """One line of the report; ``missing`` lines make doctor exit non-zero."""
+    """One line of the report; ``missing`` lines make doctor exit non-zero, any line not ``ok`` fails
+    the workshop check (``ragrerank.workshop``), which prints ``fix`` under it."""
 
     name: str
-    status: Literal["ok", "missing", "not built"]
+    status: Literal["ok", "missing", "not built", "stale", "low"]
     detail: str
+    fix: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
 
 
 def run_checks(settings: Settings) -> list[Check]:
     """Check docs, models and artifacts without loading any model (fast, offline)."""
-    checks = [_docs_check(settings)]
-    models: list[tuple[ModelKind, str]] = [
-        ("bi-encoder", settings.bi_encoder),
-        ("cross-encoder", settings.cross_encoder),
-        ("llm", settings.llm),
-    ]
-    for kind, name in models:
+    checks = [docs_check(settings)]
+    for kind, name in configured_models(settings):
         try:
             source = resolve_model(kind, name, settings)
             checks.append(Check(kind, "ok", f"{name} → {source.origin}: {source.location}"))
@@ -51,7 +52,11 @@ def versions() -> str:
     return " · ".join(parts)
 
 
-def _docs_check(settings: Settings) -> Check:
+def configured_models(settings: Settings) -> list[tuple[ModelKind, str]]:
+    return [("bi-encoder", settings.bi_encoder), ("cross-encoder", settings.cross_encoder), ("llm", settings.llm)]
+
+
+def docs_check(settings: Settings) -> Check:
     try:
         docs_dir = settings.docs_dir
     except RagrerankError as error:
