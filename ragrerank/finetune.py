@@ -539,12 +539,19 @@ def _reciprocal_ranks(validation: Sequence[ValidationQuery], scores: Sequence[Se
 
 
 def _qrels_and_run(validation: Sequence[ValidationQuery], scores: Sequence[Sequence[float]]) -> tuple[list, list]:
+    """Qrels and a run whose scores are negated ranks: equal scores keep the candidate order.
+
+    pytrec_eval breaks score ties by document id, which would reorder the first stage's many
+    RRF ties and measure a ranking nobody produced; ``ragrerank.evaluate`` ranks the same way.
+    """
     import ir_measures
 
     qrels, run = [], []
     for number, (query, query_scores) in enumerate(zip(validation, scores, strict=True)):
         qrels.append(ir_measures.Qrel(str(number), "\0answer", 1))  # keeps questions whose answer was not retrieved
-        for hit, score in zip(query.candidates, query_scores, strict=True):
+        order = sorted(range(len(query.candidates)), key=lambda i: (-float(query_scores[i]), i))
+        for rank, i in enumerate(order, start=1):
+            hit = query.candidates[i]
             qrels.append(ir_measures.Qrel(str(number), hit.passage.id, int(hit.passage.path in query.relevant_paths)))
-            run.append(ir_measures.ScoredDoc(str(number), hit.passage.id, float(score)))
+            run.append(ir_measures.ScoredDoc(str(number), hit.passage.id, -float(rank)))
     return qrels, run

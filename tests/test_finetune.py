@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ragrerank.errors import RagrerankError
-from ragrerank.finetune import BUDGETS, fit_fusion_weight, fuse, save_model, train
+from ragrerank.finetune import BUDGETS, fit_fusion_weight, fuse, reranking_measures, save_model, train
 from ragrerank.querygen import as_question, clean_text, generate_queries
 from ragrerank.trainset import (
     ValidationQuery,
@@ -154,3 +154,12 @@ def test_tiny_training_run_keeps_the_best_checkpoint(docs: tuple[Path, list[Pass
     report = FinetuneReport("", base_model, "tiny", "margin-listwise", "cpu", 1.0, 4, 0, 1.0, {})
     save_model(model, report, tmp_path / "k8s-cross-encoder", "# card\n")
     assert {"config.json", "fusion.json", "README.md"} <= {p.name for p in (tmp_path / "k8s-cross-encoder").iterdir()}
+
+
+def test_measures_keep_the_candidate_order_on_tied_scores() -> None:
+    # "z" sorts after "a" by id, which is how pytrec_eval would break the tie; the candidate order must win
+    passages = [Passage(pid, f"{pid}.md", "t", (), "u", "x", 1) for pid in ("a", "z")]
+    query = ValidationQuery("q", "title", tuple(Hit(p, 1.0, i + 1) for i, p in enumerate(passages)), frozenset({"z.md"}))
+    measures = reranking_measures([[0.0, 0.0]], [query], math.inf)
+    assert measures["first stage"]["P@1"] == 0.0 and measures["first stage"]["MRR@10"] == 0.5
+    assert measures["cross-encoder alone"]["MRR@10"] == 0.5  # tied logits keep the first-stage order too
