@@ -68,6 +68,7 @@ bench: artifacts
 	$(BIN)/python bench/bench_retrieval.py
 	$(BIN)/python bench/bench_stores.py --threads 1
 	$(BIN)/python bench/bench_answer.py
+	$(BIN)/python bench/bench_rerank.py
 
 clean-notebooks: install
 	$(BIN)/nbstripout --keep-output --keep-count notebooks/*.ipynb notebooks/solutions/*.ipynb

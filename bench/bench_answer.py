@@ -10,24 +10,21 @@ p50/p95 per stage plus how often each decision was taken; writes bench/results/a
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
 from collections import Counter
-from pathlib import Path
 
-import numpy as np
 import torch
+from common import RESULTS_DIR, machine, percentiles, write_results
 
 from ragrerank.answer import LLM, AnswerSettings, answer
 from ragrerank.config import PROJECT_ROOT, resolve_settings
 from ragrerank.index import open_retriever
-from ragrerank.io import atomic_write, read_jsonl
+from ragrerank.io import read_jsonl
 from ragrerank.models import load_bi_encoder, load_llm
 from ragrerank.rerank import Reranker
 
 QUESTIONS = PROJECT_ROOT / "data" / "eval" / "k8s_questions.jsonl"
-RESULTS = PROJECT_ROOT / "bench" / "results" / "answer.json"
+RESULTS = RESULTS_DIR / "answer.json"
 
 
 def main() -> None:
@@ -51,7 +48,7 @@ def main() -> None:
     }
     table["total"] = _percentiles([sum(result.timings.values()) for result in results])
     summary = {
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "machine": machine(),
         "questions": len(records),
         "candidates": answer_settings.candidates,
         "max_new_tokens": answer_settings.max_new_tokens,
@@ -62,13 +59,11 @@ def main() -> None:
     print(f"{'stage':<18}{'n':>4}{'p50 s':>9}{'p95 s':>9}")
     for stage, row in table.items():
         print(f"{stage:<18}{row['n']:>4}{row['p50']:>9.2f}{row['p95']:>9.2f}")
-    with atomic_write(Path(args.out)) as handle:
-        json.dump(summary, handle, indent=2)
-    print(f"wrote {args.out}")
+    write_results(summary, args.out)
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
-    return {"n": len(values), "p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95))}
+    return {"n": len(values), **percentiles(values, digits=3)}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -10,23 +10,19 @@ whatever else runs on it, so the JSON records the CPU count and torch threads to
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import random
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from common import DEV_QUERIES, RESULTS_DIR, THREADS_HELP, latency_ms, machine, write_results
 
-from ragrerank.config import PROJECT_ROOT, resolve_settings
-from ragrerank.index import Retriever, embed_texts, open_retriever, read_manifest
-from ragrerank.io import atomic_write, read_jsonl
+from ragrerank.config import resolve_settings
+from ragrerank.index import embed_texts, open_retriever, read_manifest
+from ragrerank.io import read_jsonl
 from ragrerank.models import load_bi_encoder
 
-DEV_QUERIES = PROJECT_ROOT.parent / "shared" / "eval" / "dev.jsonl"
-RESULTS = PROJECT_ROOT / "bench" / "results" / "retrieval.json"
+RESULTS = RESULTS_DIR / "retrieval.json"
 
 
 def main() -> None:
@@ -44,30 +40,20 @@ def main() -> None:
     embed_texts(model, [passage.text for passage in sample], progress=False)
     embed_rate = len(sample) / (time.perf_counter() - started)
 
-    latency = {mode: _latencies(retriever, queries, args.k) for mode, retriever in retrievers.items()}
+    latency = {
+        mode: latency_ms(lambda i, retriever=retriever: retriever.search(queries[i], args.k), len(queries))
+        for mode, retriever in retrievers.items()
+    }
     index_bytes = sum(p.stat().st_size for p in settings.index_dir.rglob("*") if p.is_file())
     result = {
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "arch": platform.machine()},
+        "machine": machine(),
         "index": {**read_manifest(settings.index_dir).to_json(), "size_bytes": index_bytes},
         "embedding": {"passages": len(sample), "passages_per_second": round(embed_rate, 1)},
         "queries": {"file": Path(args.queries).name, "count": len(queries), "k": args.k},
         "latency_ms": latency,
     }
     _print_table(result)
-    with atomic_write(Path(args.out)) as handle:
-        json.dump(result, handle, indent=2)
-    print(f"wrote {args.out}")
-
-
-def _latencies(retriever: Retriever, queries: list[str], k: int) -> dict[str, float]:
-    """One query at a time, as a user would search; the first query warms caches and is not timed."""
-    retriever.search(queries[0], k)
-    times = []
-    for query in queries:
-        started = time.perf_counter()
-        retriever.search(query, k)
-        times.append((time.perf_counter() - started) * 1000)
-    return {"p50": round(float(np.percentile(times, 50)), 2), "p95": round(float(np.percentile(times, 95)), 2)}
+    write_results(result, args.out)
 
 
 def _print_table(result: dict) -> None:
@@ -89,12 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--queries", default=str(DEV_QUERIES), help='JSONL file with a "query" per line')
     parser.add_argument("--k", type=int, default=10, help="results per query")
     parser.add_argument("--out", default=str(RESULTS), help="where to write the JSON results")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="torch threads (0: torch's default); 1 avoids OpenMP stalls on a small, busy machine",
-    )
+    parser.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     return parser
 
 

@@ -17,9 +17,6 @@ the full ``Retriever.search`` (embedding the question included), one query at a 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,19 +29,19 @@ import faiss
 import numpy as np
 import psutil
 import torch
+from common import DEV_QUERIES, RESULTS_DIR, THREADS_HELP, latency_ms, machine, write_results
 
-from ragrerank.config import PROJECT_ROOT, Settings, resolve_settings
+from ragrerank.config import Settings, resolve_settings
 from ragrerank.errors import RagrerankError
 from ragrerank.index import DENSE_FILE, embed_texts, open_retriever, read_manifest
-from ragrerank.io import atomic_write, read_jsonl
+from ragrerank.io import read_jsonl
 from ragrerank.milvus_store import OUTPUT_FIELDS, SEARCH_PARAMS, VECTOR, build_milvus, open_milvus_retriever
 from ragrerank.models import load_bi_encoder
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-DEV_QUERIES = PROJECT_ROOT.parent / "shared" / "eval" / "dev.jsonl"
-RESULTS = PROJECT_ROOT / "bench" / "results" / "stores.json"
+RESULTS = RESULTS_DIR / "stores.json"
 WIDTHS = (8, 9, 8, 17, 18)  # table columns after the store name
 
 
@@ -60,7 +57,7 @@ def main() -> None:
     faiss_top, milvus_top = measured["faiss"].pop("top"), measured["milvus"].pop("top")
     overlap = [len(set(a) & set(b)) / args.k for a, b in zip(faiss_top, milvus_top, strict=True)]
     result = {
-        "machine": {"cpus": os.cpu_count(), "torch_threads": args.threads or "default", "arch": platform.machine()},
+        "machine": {**machine(), "torch_threads": args.threads or "default"},
         "passages": read_manifest(resolve_settings().index_dir).passages,
         "queries": {"file": Path(args.queries).name, "count": len(queries), "k": args.k},
         "stores": measured,
@@ -70,9 +67,7 @@ def main() -> None:
         },
     }
     _print_table(result)
-    with atomic_write(Path(args.out)) as handle:
-        json.dump(result, handle, indent=2)
-    print(f"wrote {args.out}")
+    write_results(result, args.out)
 
 
 def _in_fresh_process(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
@@ -126,8 +121,8 @@ def _serve(store: str, scratch: Path, queries: list[str], k: int, threads: int) 
     rss = process.memory_info().rss - before
     result = {
         "rss_mib": round(rss / 2**20, 1),
-        "store_ms": _percentiles(lambda i: store_search(vectors[i]), len(queries)),
-        "search_ms": _percentiles(lambda i: retriever.search(queries[i], k), len(queries)),
+        "store_ms": latency_ms(lambda i: store_search(vectors[i]), len(queries)),
+        "search_ms": latency_ms(lambda i: retriever.search(queries[i], k), len(queries)),
         "top": [[hit.passage.id for hit in hits] for hits in retriever.search_many(queries, k)],
     }
     if store == "milvus":
@@ -145,17 +140,6 @@ def _load(threads: int) -> tuple[Settings, SentenceTransformer]:
 def _mib(path: Path) -> float:
     files = path.rglob("*") if path.is_dir() else [path]
     return round(sum(p.stat().st_size for p in files if p.is_file()) / 2**20, 1)
-
-
-def _percentiles(call: Callable[[int], object], n: int) -> dict[str, float]:
-    """One call at a time, as a user would search; the first call warms caches and is not timed."""
-    call(0)
-    times = []
-    for i in range(n):
-        started = time.perf_counter()
-        call(i)
-        times.append((time.perf_counter() - started) * 1000)
-    return {"p50": round(float(np.percentile(times, 50)), 2), "p95": round(float(np.percentile(times, 95)), 2)}
 
 
 def _print_table(result: dict[str, Any]) -> None:
@@ -179,12 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--queries", default=str(DEV_QUERIES), help='JSONL file with a "query" per line')
     parser.add_argument("--k", type=int, default=10, help="results per query")
     parser.add_argument("--out", default=str(RESULTS), help="where to write the JSON results")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="torch threads (0: torch's default); 1 avoids OpenMP stalls on a small, busy machine",
-    )
+    parser.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     return parser
 
 

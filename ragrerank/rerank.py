@@ -8,10 +8,13 @@ ranking is the same, but it gives a scale on which a threshold means something
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import math
 import warnings
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,8 +22,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.special import expit
 
-from ragrerank.config import Settings
+from ragrerank.config import Settings, resolve_settings
 from ragrerank.errors import RagrerankError
+from ragrerank.runtime import ONNX_FILES, check_mode, load_scorer
 from ragrerank.types import Hit
 
 if TYPE_CHECKING:
@@ -40,8 +44,13 @@ class RerankSettings:
     # Order by logit + fusion_weight × z-scored first-stage score; None orders by the logit alone,
     # inf keeps the first-stage order. from_settings() reads the weight fitted with the model.
     fusion_weight: float | None = None
+    mode: str = "torch"  # how the model runs: one of runtime.MODES (fp32 torch, bf16, ONNX fp32/int8)
+    cache_size: int = 10_000  # (query, passage) logits kept, so repeated cells do not rescore; 0: none
 
     def __post_init__(self) -> None:
+        check_mode(self.mode)
+        if self.cache_size < 0:
+            raise RagrerankError(f"cache_size must be ≥ 0 (0 turns the cache off), got {self.cache_size}")
         if self.batch_size < 1:
             raise RagrerankError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.top_n is not None and self.top_n < 1:
@@ -62,9 +71,16 @@ class Reranker:
         ('Jobs', 0.97)
     """
 
-    def __init__(self, model: CrossEncoder, settings: RerankSettings = RerankSettings()) -> None:
+    def __init__(
+        self, model: CrossEncoder, settings: RerankSettings = RerankSettings(), models_dir: Path | None = None
+    ) -> None:
+        """``models_dir`` receives the ONNX exports (default: the artifacts folder's models/)."""
         self.model = model
         self.settings = settings
+        if models_dir is None and settings.mode in ONNX_FILES:
+            models_dir = resolve_settings().models_dir
+        self._score = load_scorer(model, settings.mode, models_dir)
+        self._cache = ScoreCache(settings.cache_size)
 
     @classmethod
     def from_settings(cls, settings: Settings, rerank: RerankSettings | None = None) -> Reranker:
@@ -78,18 +94,22 @@ class Reranker:
         if rerank is None:
             source = resolve_model("cross-encoder", settings.cross_encoder, settings)
             rerank = RerankSettings(fusion_weight=model_fusion_weight(Path(source.location)))
-        return cls(load_cross_encoder(settings.cross_encoder, settings, max_length=rerank.max_length), rerank)
+        model = load_cross_encoder(settings.cross_encoder, settings, max_length=rerank.max_length)
+        return cls(model, rerank, settings.models_dir)
 
     def with_fusion(self, weight: float | None) -> Reranker:
         """The same loaded model ordering by another fusion weight (None: the logit alone)."""
-        return Reranker(self.model, replace(self.settings, fusion_weight=weight))
+        fused = copy.copy(self)  # shares the scorer and the cache: the logits do not change
+        fused.settings = replace(self.settings, fusion_weight=weight)
+        return fused
 
     def predict(self, query: str, texts: Sequence[str]) -> np.ndarray:
-        """Raw relevance logits of ``texts`` for ``query``, in input order.
+        """Raw relevance logits of ``texts`` for ``query``, in input order; always runs the model.
 
         Pairs are scored in length-sorted batches (no padding to the longest passage of
-        the whole set). Only the passage is truncated to fit the model window, so the
-        question is always read in full, in (query, passage) order.
+        the whole set), in the execution mode of the settings. Only the passage is
+        truncated to fit the model window, so the question is always read in full, in
+        (query, passage) order.
         """
         _check_query(query)
         for position, text in enumerate(texts):
@@ -97,21 +117,25 @@ class Reranker:
                 raise RagrerankError(f"passage {position} is a {type(text).__name__}, not text: pass passage strings")
         if not texts:
             return np.zeros(0, dtype=np.float32)
-        import torch
-
-        query = self._fit_query(query)
-
-        logits = self.model.predict(
-            [(query, text) for text in texts],
-            batch_size=self.settings.batch_size,
-            activation_fn=torch.nn.Identity(),
-            show_progress_bar=False,
-            processing_kwargs={"text": {"truncation": "only_second"}},
-        )
-        logits = np.asarray(logits, dtype=np.float32).reshape(len(texts))
+        logits = self._score(self._fit_query(query), texts, self.settings.batch_size)
         if not np.all(np.isfinite(logits)):
             raise RagrerankError(f"cross-encoder gave a non-finite score for query {query[:80]!r}: the model is broken")
         return logits
+
+    def cache_info(self) -> CacheInfo:
+        """Hits and misses of rerank()'s score cache, in distinct (query, passage) pairs."""
+        return self._cache.info()
+
+    def _cached_logits(self, query: str, texts: Sequence[str]) -> np.ndarray:
+        """predict() for the pairs not seen before, the cache for the rest."""
+        keys = [(query, _digest(text)) for text in texts]
+        known = self._cache.lookup(dict.fromkeys(keys))
+        todo = {key: text for key, text in zip(keys, texts) if key not in known}
+        if todo:
+            fresh = dict(zip(todo, self.predict(query, list(todo.values())).tolist()))
+            self._cache.store(fresh)
+            known.update(fresh)
+        return np.array([known[key] for key in keys], dtype=np.float32)
 
     def _fit_query(self, query: str) -> str:
         """Cut a question longer than half the model window, so the passage is still read."""
@@ -130,11 +154,13 @@ class Reranker:
         Each returned hit keeps its first-stage scores and gains ``ce_logit`` and
         ``ce_prob`` (and ``fused_rerank_score`` when fusing); its ``score`` becomes the
         score it was ordered by and ``rank`` the new 1-based rank. ``top_n`` and
-        ``threshold`` default to the reranker's settings.
+        ``threshold`` default to the reranker's settings. Pairs reranked before are
+        served from the cache, so re-running a notebook cell does not rescore them.
         """
         top_n = top_n if top_n is not None else self.settings.top_n
         threshold = threshold if threshold is not None else self.settings.threshold
-        logits = self.predict(query, [hit.passage.text for hit in hits])
+        _check_query(query)
+        logits = self._cached_logits(query, [hit.passage.text for hit in hits])
         weight = self.settings.fusion_weight
         final = logits if weight is None else fuse(logits, [hit.score for hit in hits], weight)
         order = sorted(range(len(hits)), key=lambda i: (-float(final[i]), hits[i].rank, i))
@@ -148,6 +174,55 @@ class Reranker:
         if threshold is not None:
             reranked = [hit for hit in reranked if hit.scores["ce_prob"] >= threshold]
         return reranked[:top_n] if top_n is not None else reranked
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """Like ``functools.lru_cache``'s: misses are the pairs the model had to score."""
+
+    hits: int
+    misses: int
+    size: int
+    maxsize: int
+
+
+class ScoreCache:
+    """A bounded LRU map (query, passage digest) → logit, owned by one Reranker.
+
+    Its Reranker fixes the model, mode and window, so they need not be part of the key.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._logits: OrderedDict[tuple[str, bytes], float] = OrderedDict()
+        self._hits = self._misses = 0
+
+    def lookup(self, keys: Iterable[tuple[str, bytes]]) -> dict[tuple[str, bytes], float]:
+        """The cached logits among ``keys``, marked as recently used."""
+        found = {}
+        for key in keys:
+            if key in self._logits:
+                self._logits.move_to_end(key)
+                found[key] = self._logits[key]
+                self._hits += 1
+            else:
+                self._misses += 1
+        return found
+
+    def store(self, logits: Mapping[tuple[str, bytes], float]) -> None:
+        if not self.maxsize:
+            return
+        self._logits.update(logits)
+        while len(self._logits) > self.maxsize:
+            self._logits.popitem(last=False)
+
+    def info(self) -> CacheInfo:
+        return CacheInfo(self._hits, self._misses, len(self._logits), self.maxsize)
+
+
+def _digest(text: str) -> bytes:
+    """16 bytes stand for a passage in the cache key, instead of its ~1 kB of text."""
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def fuse(ce_logits: Sequence[float], first_stage: Sequence[float], weight: float) -> np.ndarray:
@@ -183,7 +258,6 @@ def model_fusion_weight(model_dir: Path) -> float | None:
 def _check_query(query: str) -> None:
     if not isinstance(query, str) or not query.strip():
         raise RagrerankError(f"empty query {query!r}: ask a question in words")
-
 
 
 class RerankingRetriever:

@@ -98,6 +98,8 @@ def test_invalid_settings_are_refused():
         RerankSettings(threshold=1.5)
     with pytest.raises(RagrerankError, match="top_n"):
         RerankSettings(top_n=0)
+    with pytest.raises(RagrerankError, match="cache_size"):
+        RerankSettings(cache_size=-1)
 
 
 def test_question_longer_than_the_window_is_cut_with_a_warning(reranker):
@@ -138,3 +140,86 @@ def test_fusion_weight_is_read_from_the_model_folder(tmp_path):
     (tmp_path / "fusion.json").write_text('{"w": 1}')
     with pytest.raises(RagrerankError, match="not a valid fusion file"):
         model_fusion_weight(tmp_path)
+
+
+# ---------------------------------------------------------------------------- execution modes and the cache
+
+QUERY = "how do I run a task once and wait for it to finish"
+MODE_TEXTS = [
+    "Jobs\n\nA Job creates one or more Pods and retries them until a given number complete successfully.",
+    "CronJob\n\nA CronJob creates Jobs on a repeating schedule, like a line of a crontab file.",
+    "Secrets\n\nA Secret is an object that holds a small amount of sensitive data such as a password.",
+    "Pods\n\nPods are the smallest deployable units of computing that you can create and manage.",
+    "kubectl wait\n\nWait for a specific condition on one or many resources, such as a Job to complete.",
+    "Deployments\n\nA Deployment manages a set of Pods to run an application workload.",
+]
+
+
+@pytest.fixture(scope="module")
+def mode_models_dir(tmp_path_factory):
+    """One ONNX export for every mode test: it is the slow part (seconds), and is reused by design."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.mark.parametrize("mode", ["torch-bf16", "onnx", "onnx-int8"])
+def test_each_mode_keeps_the_fp32_top_3(reranker, mode_models_dir, mode):
+    fast = Reranker(reranker.model, RerankSettings(batch_size=4, mode=mode), mode_models_dir)
+    reference = reranker.predict(QUERY, MODE_TEXTS)
+    logits = fast.predict(QUERY, MODE_TEXTS)
+    assert logits.shape == reference.shape and np.isfinite(logits).all()
+    assert list(np.argsort(-logits)[:3]) == list(np.argsort(-reference)[:3])
+
+
+def test_onnx_fp32_matches_torch_on_padded_batches(reranker, mode_models_dir):
+    """Passages of very different lengths in one batch: the exported graph must honour the mask."""
+    texts = ["short", "a much longer passage about Pods " * 20, "", "medium passage about Jobs " * 5]
+    onnx = Reranker(reranker.model, RerankSettings(batch_size=4, mode="onnx"), mode_models_dir)
+    np.testing.assert_allclose(onnx.predict("what is a pod", texts), reranker.predict("what is a pod", texts), atol=1e-3)
+
+
+def test_onnx_export_is_built_once_per_weights(reranker, mode_models_dir):
+    from ragrerank.runtime import export_onnx
+
+    first = export_onnx(reranker.model, mode_models_dir)
+    stamp = (first / "model.onnx").stat().st_mtime_ns
+    assert export_onnx(reranker.model, mode_models_dir) == first
+    assert (first / "model.onnx").stat().st_mtime_ns == stamp
+    assert [path.name for path in mode_models_dir.iterdir()] == [first.name]  # no scratch folder left behind
+
+
+def test_unknown_mode_names_the_valid_ones():
+    with pytest.raises(RagrerankError, match="unknown rerank mode 'fast'.*torch, torch-bf16.*onnx-int8"):
+        RerankSettings(mode="fast")
+
+
+def test_rerank_serves_repeated_pairs_from_the_cache(untrained_cross_encoder):
+    cached = Reranker(untrained_cross_encoder, RerankSettings(batch_size=4, cache_size=8))
+    first = cached.rerank("what is a pod", make_hits(TEXTS))
+    assert (cached.cache_info().hits, cached.cache_info().misses) == (0, 4)
+    again = cached.rerank("what is a pod", make_hits(TEXTS[:2]))
+    assert (cached.cache_info().hits, cached.cache_info().misses) == (2, 4)
+    assert [hit.scores["ce_logit"] for hit in again] == [
+        hit.scores["ce_logit"] for hit in first if hit.passage.text in TEXTS[:2]
+    ]
+    cached.rerank("another question", make_hits(TEXTS))  # a new query: new pairs
+    assert cached.cache_info().misses == 8 and cached.cache_info().size == 8
+
+
+def test_cache_is_bounded_and_predict_always_scores(untrained_cross_encoder):
+    small = Reranker(untrained_cross_encoder, RerankSettings(cache_size=2))
+    small.rerank("what is a pod", make_hits(TEXTS))
+    assert small.cache_info().size == 2
+    small.predict("what is a pod", TEXTS)
+    assert small.cache_info().hits == 0  # predict() is what the benchmarks time: never cached
+    off = Reranker(untrained_cross_encoder, RerankSettings(cache_size=0))
+    off.rerank("what is a pod", make_hits(TEXTS))
+    off.rerank("what is a pod", make_hits(TEXTS))
+    assert off.cache_info().hits == 0 and off.cache_info().size == 0
+
+
+def test_same_passage_id_with_new_text_is_rescored(untrained_cross_encoder):
+    """The cache keys on the text, so a rebuilt passage under an old id never gets a stale score."""
+    cached = Reranker(untrained_cross_encoder, RerankSettings(cache_size=8))
+    before = cached.rerank("what is a pod", make_hits(["Pods are units of computing."]))[0].scores["ce_logit"]
+    after = cached.rerank("what is a pod", make_hits(["Secrets hold passwords."]))[0].scores["ce_logit"]
+    assert before != after and cached.cache_info().misses == 2
