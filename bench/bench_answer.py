@@ -13,14 +13,13 @@ import argparse
 import random
 from collections import Counter
 
-import torch
-from common import RESULTS_DIR, machine, percentiles, write_results
+from common import RESULTS_DIR, load_settings_and_bi_encoder, machine, percentiles, write_results
 
 from ragrerank.answer import LLM, AnswerSettings, answer
-from ragrerank.config import PROJECT_ROOT, resolve_settings
+from ragrerank.config import PROJECT_ROOT
 from ragrerank.index import open_retriever
 from ragrerank.io import read_jsonl
-from ragrerank.models import load_bi_encoder, load_llm
+from ragrerank.models import load_llm
 from ragrerank.rerank import Reranker
 
 QUESTIONS = PROJECT_ROOT / "data" / "eval" / "k8s_questions.jsonl"
@@ -29,10 +28,7 @@ RESULTS = RESULTS_DIR / "answer.json"
 
 def main() -> None:
     args = _parser().parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    settings = resolve_settings()
-    model = load_bi_encoder(settings.bi_encoder, settings)
+    settings, model = load_settings_and_bi_encoder(args.threads)
     first_stage, fallback = open_retriever(settings, "hybrid", model), open_retriever(settings, "bm25")
     reranker = Reranker.from_settings(settings)
     answer_settings = AnswerSettings()

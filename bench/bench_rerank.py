@@ -32,14 +32,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import DEV_QUERIES, RESULTS_DIR, THREADS_HELP, machine, percentiles, write_results
+from common import DEV_QUERIES, RESULTS_DIR, THREADS_HELP, load_settings_and_bi_encoder, machine, percentiles, write_results
 from scipy.stats import kendalltau
 from sentence_transformers import CrossEncoder
 
-from ragrerank.config import resolve_settings
 from ragrerank.evaluate import load_questions, score_run
 from ragrerank.index import open_retriever
-from ragrerank.models import load_bi_encoder, load_cross_encoder, resolve_model
+from ragrerank.models import load_cross_encoder, resolve_model
 from ragrerank.rerank import Reranker, RerankSettings
 from ragrerank.runtime import MODES
 from ragrerank.types import Hit
@@ -52,11 +51,9 @@ PRECISION = {"torch": "fp32", "torch-bf16": "bf16", "onnx": "fp32", "onnx-int8":
 
 def main() -> None:
     args = _parser().parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    settings = resolve_settings()
+    settings, bi_encoder = load_settings_and_bi_encoder(args.threads)
     questions = [q for q in load_questions(args.questions) if q.in_scope]
-    hybrid = open_retriever(settings, "hybrid", load_bi_encoder(settings.bi_encoder, settings))
+    hybrid = open_retriever(settings, "hybrid", bi_encoder)
     depth = max(args.candidates, args.depth)
     candidates = dict(zip([q.id for q in questions], hybrid.search_many([q.query for q in questions], depth)))
 

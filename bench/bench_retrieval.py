@@ -14,23 +14,17 @@ import random
 import time
 from pathlib import Path
 
-import torch
-from common import DEV_QUERIES, RESULTS_DIR, THREADS_HELP, latency_ms, machine, write_results
+from common import DEV_QUERIES, RESULTS_DIR, THREADS_HELP, latency_ms, load_settings_and_bi_encoder, machine, write_results
 
-from ragrerank.config import resolve_settings
 from ragrerank.index import embed_texts, open_retriever, read_manifest
 from ragrerank.io import read_jsonl
-from ragrerank.models import load_bi_encoder
 
 RESULTS = RESULTS_DIR / "retrieval.json"
 
 
 def main() -> None:
     args = _parser().parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    settings = resolve_settings()
-    model = load_bi_encoder(settings.bi_encoder, settings)
+    settings, model = load_settings_and_bi_encoder(args.threads)
     retrievers = {mode: open_retriever(settings, mode, model) for mode in ("dense", "bm25", "hybrid")}
     passages = retrievers["dense"].passages
     queries = [record["query"] for record in read_jsonl(Path(args.queries))]

@@ -23,23 +23,18 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faiss
 import numpy as np
 import psutil
-import torch
-from common import DEV_QUERIES, RESULTS_DIR, THREADS_HELP, latency_ms, machine, write_results
+from common import DEV_QUERIES, RESULTS_DIR, THREADS_HELP, latency_ms, load_settings_and_bi_encoder, machine, write_results
 
-from ragrerank.config import Settings, resolve_settings
+from ragrerank.config import resolve_settings
 from ragrerank.errors import RagrerankError
 from ragrerank.index import DENSE_FILE, embed_texts, open_retriever, read_manifest
 from ragrerank.io import read_jsonl
 from ragrerank.milvus_store import OUTPUT_FIELDS, SEARCH_PARAMS, VECTOR, build_milvus, open_milvus_retriever
-from ragrerank.models import load_bi_encoder
-
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
 
 RESULTS = RESULTS_DIR / "stores.json"
 WIDTHS = (8, 9, 8, 17, 18)  # table columns after the store name
@@ -78,7 +73,7 @@ def _in_fresh_process(function: Callable[..., dict[str, Any]], *args: Any) -> di
 
 def _build(store: str, scratch: Path, threads: int) -> dict[str, Any]:
     """Write the FAISS index's vectors into a store in ``scratch``; embedding is not timed."""
-    settings, model = _load(threads)
+    settings, model = load_settings_and_bi_encoder(threads)
     if store == "faiss":
         stored = faiss.read_index(str(settings.index_dir / DENSE_FILE))
         vectors = stored.reconstruct_n(0, stored.ntotal)
@@ -95,7 +90,7 @@ def _build(store: str, scratch: Path, threads: int) -> dict[str, Any]:
 
 def _serve(store: str, scratch: Path, queries: list[str], k: int, threads: int) -> dict[str, Any]:
     """Open the store, then time searches one query at a time and collect the top-k ids."""
-    settings, model = _load(threads)
+    settings, model = load_settings_and_bi_encoder(threads)
     vectors = embed_texts(model, queries, progress=False)
     process = psutil.Process()
     before = process.memory_info().rss
@@ -128,13 +123,6 @@ def _serve(store: str, scratch: Path, queries: list[str], k: int, threads: int) 
     if store == "milvus":
         result["size_mib"] = _mib(scratch / "milvus.db")  # now: Milvus Lite writes index files in the background
     return result
-
-
-def _load(threads: int) -> tuple[Settings, SentenceTransformer]:
-    if threads:
-        torch.set_num_threads(threads)
-    settings = resolve_settings()
-    return settings, load_bi_encoder(settings.bi_encoder, settings)
 
 
 def _mib(path: Path) -> float:

@@ -8,17 +8,29 @@ import platform
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from ragrerank.config import PROJECT_ROOT
+from ragrerank.config import PROJECT_ROOT, Settings, resolve_settings
 from ragrerank.io import atomic_write
+from ragrerank.models import load_bi_encoder
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 DEV_QUERIES = PROJECT_ROOT.parent / "shared" / "eval" / "dev.jsonl"
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 THREADS_HELP = "torch threads (0: torch's default); 1 avoids OpenMP stalls on a small, busy machine"
+
+
+def load_settings_and_bi_encoder(threads: int) -> tuple[Settings, SentenceTransformer]:
+    """Pin torch's threads first (0 keeps its default), then resolve settings and load the bi-encoder."""
+    if threads:
+        torch.set_num_threads(threads)
+    settings = resolve_settings()
+    return settings, load_bi_encoder(settings.bi_encoder, settings)
 
 
 def machine() -> dict[str, Any]:
