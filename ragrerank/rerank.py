@@ -87,13 +87,14 @@ class Reranker:
         """Load the configured cross-encoder (offline: the project's own) through models.py.
 
         Without explicit ``rerank`` settings, the fusion weight fitted together with the model
-        (its ``fusion.json``) is used, so the model is run the way it was validated.
+        (its ``fusion.json``) is used, so the model is run the way it was validated, in the
+        execution mode ``settings.rerank_mode``.
         """
         from ragrerank.models import load_cross_encoder, resolve_model
 
         if rerank is None:
             source = resolve_model("cross-encoder", settings.cross_encoder, settings)
-            rerank = RerankSettings(fusion_weight=model_fusion_weight(Path(source.location)))
+            rerank = RerankSettings(fusion_weight=model_fusion_weight(Path(source.location)), mode=settings.rerank_mode)
         model = load_cross_encoder(settings.cross_encoder, settings, max_length=rerank.max_length)
         return cls(model, rerank, settings.models_dir)
 

@@ -53,6 +53,13 @@ def test_passages_command_writes_the_file_it_reports(tmp_path, capsys):
     assert f"passages: {len(load_passages(out))}" in report
 
 
+def test_unknown_rerank_mode_is_refused_with_the_valid_ones(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--rerank-mode", "fast", "doctor"])
+    assert exit_info.value.code == 2
+    assert "torch-bf16" in capsys.readouterr().err
+
+
 def test_search_without_an_index_says_how_to_build_it(settings, tmp_path, capsys):
     code = main(["--docs", str(settings.docs_root), "--home", str(tmp_path), "search", "what is a pod", "--mode", "bm25"])
     assert code == 2

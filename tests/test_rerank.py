@@ -177,6 +177,20 @@ def test_onnx_fp32_matches_torch_on_padded_batches(reranker, mode_models_dir):
     np.testing.assert_allclose(onnx.predict("what is a pod", texts), reranker.predict("what is a pod", texts), atol=1e-3)
 
 
+@pytest.mark.parametrize("batch_size", [1, 4, 5, 64])
+def test_batch_size_and_shape_padding_do_not_change_the_logits(reranker, mode_models_dir, batch_size):
+    """6 pairs at batch size 4 run as 3+3, padded to 16 tokens; every split gives the same logits."""
+    texts = MODE_TEXTS + ["a much longer passage about Pods " * 20, "short"]
+    onnx = Reranker(reranker.model, RerankSettings(batch_size=batch_size, mode="onnx"), mode_models_dir)
+    np.testing.assert_allclose(onnx.predict(QUERY, texts), reranker.predict(QUERY, texts), atol=1e-3)
+
+
+def test_from_settings_runs_the_mode_the_settings_name(settings):
+    from dataclasses import replace
+
+    assert Reranker.from_settings(replace(settings, rerank_mode="torch-bf16")).settings.mode == "torch-bf16"
+
+
 def test_onnx_export_is_built_once_per_weights(reranker, mode_models_dir):
     from ragrerank.runtime import export_onnx
 
