@@ -258,8 +258,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--configs",
         default="dense,bm25,hybrid,dense+rerank,bm25+rerank,hybrid+rerank",
-        help="comma-separated MODE[+rerank|+ce][@CANDIDATES]: +rerank reranks with the model as shipped "
-        "(fused by its fitted weight), +ce by the cross-encoder alone; e.g. hybrid@30,hybrid+rerank@30,hybrid+ce@30",
+        help="comma-separated MODE[+rerank|+ce|+ql|+qlfused][@CANDIDATES]: +rerank reranks with the model as shipped "
+        "(fused by its fitted weight), +ce by the cross-encoder alone, +ql by the LLM's query likelihood alone, "
+        "+qlfused by it and the first stage at equal weight (slow: ~0.2 s a pair); e.g. hybrid@30,hybrid+rerank@30,hybrid+ce@30",
     )
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.set_defaults(command=_eval)

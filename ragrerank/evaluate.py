@@ -89,12 +89,13 @@ Run = Mapping[str, Sequence[Hit]]  # question id → hits, best first
 DEFAULT_CANDIDATES = 50
 DEFAULT_CONFIGS = ("dense", "bm25", "hybrid", "hybrid+rerank@50")
 PURE_SUFFIX = "|pure"
+QUERY_LIKELIHOOD_KEY = "query-likelihood"
 RANK_DEPTH = 10  # passages the rank metrics read
 CONTEXT = 3  # passages handed to the LLM, the depth of evidence@3
 METRICS = ("P@1", "P@3", "RR@10", "nDCG@10", "R@cand", "evidence@3")
 PASSAGE_MEASURES = (P @ 1, P @ 3, RR @ RANK_DEPTH)
 REQUIRED_FIELDS = ("id", "query", "gold_files")
-_CONFIG_SPEC = re.compile(r"(?P<mode>[a-z0-9]+)(?:\+(?P<rerank>rerank|ce))?(?:@(?P<candidates>\d+))?")
+_CONFIG_SPEC = re.compile(r"(?P<mode>[a-z0-9]+)(?:\+(?P<rerank>rerank|ce|qlfused|ql))?(?:@(?P<candidates>\d+))?")
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")  # [text](url) → text
 _EMPHASIS_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_+|_+(?![A-Za-z0-9])")  # _word_, not snake_case
 
@@ -256,6 +257,8 @@ class EvalConfig:
     the depth of ``R@cand``. ``cross_encoder`` None means the settings' model. A reranked
     config orders by the model as shipped (its logit fused with the first-stage score by
     the weight fitted with it) unless ``pure``: then by the cross-encoder's logit alone.
+    ``query_likelihood`` reranks by the LLM's query likelihood instead (ragrerank.query_likelihood),
+    fused with the first stage at equal weight unless ``pure``.
     """
 
     name: str
@@ -264,27 +267,32 @@ class EvalConfig:
     candidates: int = DEFAULT_CANDIDATES
     cross_encoder: str | None = None
     pure: bool = False
+    query_likelihood: bool = False
 
     @property
     def reranker_key(self) -> str:
-        """Which reranker this config needs: one per (cross-encoder, pure or as shipped)."""
-        return f"{self.cross_encoder or ''}{PURE_SUFFIX if self.pure else ''}"
+        """Which reranker this config needs: one per (cross-encoder or query likelihood, pure or fused)."""
+        scorer = QUERY_LIKELIHOOD_KEY if self.query_likelihood else self.cross_encoder or ""
+        return f"{scorer}{PURE_SUFFIX if self.pure else ''}"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise RagrerankError(f"config {self.name!r} has mode {self.mode!r}: choose one of {', '.join(MODES)}")
         if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or self.candidates < 1:
             raise RagrerankError(f"config {self.name!r} has candidates={self.candidates!r}: use a whole number ≥ 1")
-        if (self.cross_encoder is not None or self.pure) and not self.rerank:
-            raise RagrerankError(f"config {self.name!r} names a cross-encoder but does not rerank: set rerank=True")
+        if (self.cross_encoder is not None or self.pure or self.query_likelihood) and not self.rerank:
+            raise RagrerankError(f"config {self.name!r} names a reranker but does not rerank: set rerank=True")
+        if self.query_likelihood and self.cross_encoder is not None:
+            raise RagrerankError(f"config {self.name!r} reranks by query likelihood: it takes no cross-encoder")
 
 
 def parse_config(spec: str) -> EvalConfig:
-    """Read ``MODE[+rerank|+ce][@CANDIDATES]``, the form the CLI's ``--configs`` takes.
+    """Read ``MODE[+rerank|+ce|+ql|+qlfused][@CANDIDATES]``, the form the CLI's ``--configs`` takes.
 
     ``+rerank`` reranks with the model as shipped (fused with the first stage by its fitted
-    weight), ``+ce`` by the cross-encoder's score alone. Reranked configs are named with
-    their depth, so ``hybrid+rerank`` and ``hybrid+rerank@50`` are the same config.
+    weight), ``+ce`` by the cross-encoder's score alone; ``+ql`` by the LLM's query likelihood
+    alone, ``+qlfused`` by it and the first-stage score at equal weight. Reranked configs are
+    named with their depth, so ``hybrid+rerank`` and ``hybrid+rerank@50`` are the same config.
 
     Example:
         >>> parse_config("hybrid+rerank@30")
@@ -295,7 +303,7 @@ def parse_config(spec: str) -> EvalConfig:
     match = _CONFIG_SPEC.fullmatch(spec.strip().lower())
     if match is None or match["mode"] not in MODES:
         raise RagrerankError(
-            f"unknown config {spec!r}: write MODE[+rerank|+ce][@CANDIDATES] with MODE one of {', '.join(MODES)}, "
+            f"unknown config {spec!r}: write MODE[+rerank|+ce|+ql|+qlfused][@CANDIDATES] with MODE one of {', '.join(MODES)}, "
             "e.g. hybrid+rerank@50"
         )
     mode, rerank = match["mode"], match["rerank"]
@@ -304,7 +312,8 @@ def parse_config(spec: str) -> EvalConfig:
         name = f"{mode}+{rerank}@{candidates}"
     else:
         name = mode if candidates == DEFAULT_CANDIDATES else f"{mode}@{candidates}"
-    return EvalConfig(name, mode, rerank is not None, candidates, pure=rerank == "ce")
+    query_likelihood = rerank in ("ql", "qlfused")
+    return EvalConfig(name, mode, rerank is not None, candidates, pure=rerank in ("ce", "ql"), query_likelihood=query_likelihood)
 
 
 def parse_configs(specs: str | Iterable[str | EvalConfig]) -> tuple[EvalConfig, ...]:
@@ -778,7 +787,8 @@ def _summary(configs: Sequence[EvalConfig], per_question: pd.DataFrame) -> pd.Da
         frame = per_question[per_question["config"] == config.name]
         scoped = frame[frame["in_scope"]]
         has_ood = not frame["in_scope"].all()
-        signal = "best_prob" if config.rerank else "best_score"  # what decide() sees after reranking
+        # what decide() sees after reranking; a likelihood has no probability, so its top score stands in
+        signal = "best_prob" if config.rerank and not config.query_likelihood else "best_score"
         rows.append(
             {
                 "config": config.name,
@@ -819,7 +829,7 @@ def run_eval(
 
     questions = load_questions(queries_path)
     configs = tuple(
-        replace(c, cross_encoder=c.cross_encoder or settings.cross_encoder) if c.rerank else c
+        replace(c, cross_encoder=c.cross_encoder or settings.cross_encoder) if c.rerank and not c.query_likelihood else c
         for c in parse_configs(configs)
     )
     modes = list(dict.fromkeys(config.mode for config in configs))
@@ -830,13 +840,22 @@ def run_eval(
     }
     shipped = {
         name: Reranker.from_settings(settings.with_models(cross_encoder=name))
-        for name in dict.fromkeys(config.cross_encoder for config in configs if config.rerank)
+        for name in dict.fromkeys(config.cross_encoder for config in configs if config.rerank and not config.query_likelihood)
     }
-    rerankers = {
+    rerankers: dict[str, Reranks] = {
         config.reranker_key: shipped[config.cross_encoder].with_fusion(None) if config.pure else shipped[config.cross_encoder]
         for config in configs
-        if config.rerank
+        if config.rerank and not config.query_likelihood
     }
+    if any(config.query_likelihood for config in configs):
+        from ragrerank.query_likelihood import QueryLikelihood, QueryLikelihoodReranker
+
+        likelihood = QueryLikelihoodReranker(QueryLikelihood.from_settings(settings))  # one score cache for both
+        rerankers |= {
+            config.reranker_key: likelihood.with_fusion(None) if config.pure else likelihood
+            for config in configs
+            if config.query_likelihood
+        }
     _warn_unreachable(questions, settings)
     return evaluate(questions, configs, first_stages, rerankers, str(queries_path), progress)
 

@@ -14,7 +14,7 @@ import json
 import math
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -129,14 +129,7 @@ class Reranker:
 
     def _cached_logits(self, query: str, texts: Sequence[str]) -> np.ndarray:
         """predict() for the pairs not seen before, the cache for the rest."""
-        keys = [(query, _digest(text)) for text in texts]
-        known = self._cache.lookup(dict.fromkeys(keys))
-        todo = {key: text for key, text in zip(keys, texts) if key not in known}
-        if todo:
-            fresh = dict(zip(todo, self.predict(query, list(todo.values())).tolist()))
-            self._cache.store(fresh)
-            known.update(fresh)
-        return np.array([known[key] for key in keys], dtype=np.float32)
+        return self._cache.scores(query, texts, lambda todo: self.predict(query, todo))
 
     def _fit_query(self, query: str) -> str:
         """Cut a question longer than half the model window, so the passage is still read."""
@@ -188,9 +181,9 @@ class CacheInfo:
 
 
 class ScoreCache:
-    """A bounded LRU map (query, passage digest) → logit, owned by one Reranker.
+    """A bounded LRU map (query, passage digest) → score, owned by one reranker.
 
-    Its Reranker fixes the model, mode and window, so they need not be part of the key.
+    Its reranker fixes the model, mode and window, so they need not be part of the key.
     """
 
     def __init__(self, maxsize: int) -> None:
@@ -209,6 +202,17 @@ class ScoreCache:
             else:
                 self._misses += 1
         return found
+
+    def scores(self, query: str, texts: Sequence[str], compute: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """The score of every text for ``query``, in order: cached ones looked up, the rest ``compute``d once."""
+        keys = [(query, _digest(text)) for text in texts]
+        known = self.lookup(dict.fromkeys(keys))
+        todo = {key: text for key, text in zip(keys, texts) if key not in known}
+        if todo:
+            fresh = dict(zip(todo, compute(list(todo.values())).tolist()))
+            self.store(fresh)
+            known.update(fresh)
+        return np.array([known[key] for key in keys], dtype=np.float32)
 
     def store(self, logits: Mapping[tuple[str, bytes], float]) -> None:
         if not self.maxsize:

@@ -104,7 +104,10 @@ def test_parse_config_and_its_errors():
     assert parse_config("dense+ce@10") == EvalConfig("dense+ce@10", "dense", True, 10, pure=True)
     assert parse_config("dense+ce@10").reranker_key == "|pure" != parse_config("dense+rerank@10").reranker_key
     assert [c.name for c in parse_configs("dense,bm25, hybrid")] == ["dense", "bm25", "hybrid"]
-    for bad in ("vector", "hybrid@0", "hybrid+rerank@x", "dense+bm25"):
+    pure, fused = parse_config("hybrid+ql@30"), parse_config("hybrid+qlfused@30")
+    assert pure.query_likelihood and fused.query_likelihood and pure.pure and not fused.pure
+    assert len({pure.reranker_key, fused.reranker_key, parse_config("hybrid+ce@30").reranker_key}) == 3
+    for bad in ("vector", "hybrid@0", "hybrid+rerank@x", "dense+bm25", "dense+qlx"):
         with pytest.raises(RagrerankError, match="MODE|candidates"):
             parse_config(bad)
     with pytest.raises(RagrerankError, match="repeat"):
@@ -113,6 +116,8 @@ def test_parse_config_and_its_errors():
         EvalConfig("x", "dense", cross_encoder="some/model")
     with pytest.raises(RagrerankError, match="does not rerank"):
         EvalConfig("x", "dense", pure=True)
+    with pytest.raises(RagrerankError, match="takes no cross-encoder"):
+        EvalConfig("x", "dense", rerank=True, query_likelihood=True, cross_encoder="some/model")
 
 
 # -------------------------------------------------------------------- decisions and statistics
