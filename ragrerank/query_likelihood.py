@@ -14,13 +14,12 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ragrerank.errors import RagrerankError
-from ragrerank.rerank import CacheInfo, ScoreCache, fuse
+from ragrerank.rerank import CacheInfo, ScoreCache, fuse, reorder, zscore
 from ragrerank.types import Hit
 
 if TYPE_CHECKING:
@@ -81,14 +80,14 @@ class QueryLikelihood:
             for text in texts
         ]
         scores = np.empty(len(texts), dtype=np.float32)
+        if not texts:
+            return scores
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         target = torch.tensor(question)
-        for rows in np.array_split(np.arange(len(texts)), max(1, math.ceil(len(texts) / self.batch_size))):
-            if not len(rows):
-                continue
-            width = max(len(prompts[i]) for i in rows) + len(question)
-            ids = torch.tensor([[pad] * (width - len(prompts[i]) - len(question)) + prompts[i] + question for i in rows])
-            mask = torch.tensor([[0] * (width - len(prompts[i]) - len(question)) + [1] * (len(prompts[i]) + len(question)) for i in rows])
+        for rows in np.array_split(np.arange(len(texts)), math.ceil(len(texts) / self.batch_size)):
+            width = max(len(prompts[i]) for i in rows)
+            ids = torch.tensor([[pad] * (width - len(prompts[i])) + prompts[i] + question for i in rows])
+            mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * (len(prompts[i]) + len(question)) for i in rows])
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             with torch.inference_mode():
                 logits = self.model(
@@ -128,15 +127,6 @@ class QueryLikelihoodReranker:
         if not hits:
             return []
         likelihood = self._cache.scores(query, [hit.passage.text for hit in hits], lambda todo: self.scorer.score(query, todo))
-        z = (likelihood - likelihood.mean()) / (likelihood.std() or 1.0)
+        z = zscore(likelihood)
         final = z if self.fusion_weight is None else fuse(z, [hit.score for hit in hits], self.fusion_weight)
-        order = sorted(range(len(hits)), key=lambda i: (-float(final[i]), hits[i].rank, i))
-        return [
-            replace(
-                hits[i],
-                score=float(final[i]),
-                rank=new_rank,
-                scores={**hits[i].scores, "first_stage_rank": float(hits[i].rank), "ql_score": float(likelihood[i])},
-            )
-            for new_rank, i in enumerate(order, start=1)
-        ]
+        return reorder(hits, final, lambda i: {"ql_score": float(likelihood[i])})

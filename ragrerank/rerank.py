@@ -127,10 +127,6 @@ class Reranker:
         """Hits and misses of rerank()'s score cache, in distinct (query, passage) pairs."""
         return self._cache.info()
 
-    def _cached_logits(self, query: str, texts: Sequence[str]) -> np.ndarray:
-        """predict() for the pairs not seen before, the cache for the rest."""
-        return self._cache.scores(query, texts, lambda todo: self.predict(query, todo))
-
     def _fit_query(self, query: str) -> str:
         """Cut a question longer than half the model window, so the passage is still read."""
         tokenizer, budget = self.model.tokenizer, self.model.max_seq_length // 2
@@ -154,17 +150,16 @@ class Reranker:
         top_n = top_n if top_n is not None else self.settings.top_n
         threshold = threshold if threshold is not None else self.settings.threshold
         _check_query(query)
-        logits = self._cached_logits(query, [hit.passage.text for hit in hits])
+        texts = [hit.passage.text for hit in hits]
+        logits = self._cache.scores(query, texts, lambda todo: self.predict(query, todo))  # predict() only the new pairs
         weight = self.settings.fusion_weight
         final = logits if weight is None else fuse(logits, [hit.score for hit in hits], weight)
-        order = sorted(range(len(hits)), key=lambda i: (-float(final[i]), hits[i].rank, i))
-        reranked = []
-        for new_rank, i in enumerate(order, start=1):
-            logit = float(logits[i])
-            scores = {**hits[i].scores, "first_stage_rank": float(hits[i].rank), "ce_logit": logit, "ce_prob": float(expit(logit))}
-            if weight is not None:
-                scores["fused_rerank_score"] = float(final[i])
-            reranked.append(replace(hits[i], score=float(final[i]), rank=new_rank, scores=scores))
+
+        def gained(i: int) -> dict[str, float]:
+            scores = {"ce_logit": float(logits[i]), "ce_prob": float(expit(logits[i]))}
+            return scores if weight is None else {**scores, "fused_rerank_score": float(final[i])}
+
+        reranked = reorder(hits, final, gained)
         if threshold is not None:
             reranked = [hit for hit in reranked if hit.scores["ce_prob"] >= threshold]
         return reranked[:top_n] if top_n is not None else reranked
@@ -188,16 +183,16 @@ class ScoreCache:
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
-        self._logits: OrderedDict[tuple[str, bytes], float] = OrderedDict()
+        self._scores: OrderedDict[tuple[str, bytes], float] = OrderedDict()
         self._hits = self._misses = 0
 
     def lookup(self, keys: Iterable[tuple[str, bytes]]) -> dict[tuple[str, bytes], float]:
-        """The cached logits among ``keys``, marked as recently used."""
+        """The cached scores among ``keys``, marked as recently used."""
         found = {}
         for key in keys:
-            if key in self._logits:
-                self._logits.move_to_end(key)
-                found[key] = self._logits[key]
+            if key in self._scores:
+                self._scores.move_to_end(key)
+                found[key] = self._scores[key]
                 self._hits += 1
             else:
                 self._misses += 1
@@ -214,15 +209,15 @@ class ScoreCache:
             known.update(fresh)
         return np.array([known[key] for key in keys], dtype=np.float32)
 
-    def store(self, logits: Mapping[tuple[str, bytes], float]) -> None:
+    def store(self, scores: Mapping[tuple[str, bytes], float]) -> None:
         if not self.maxsize:
             return
-        self._logits.update(logits)
-        while len(self._logits) > self.maxsize:
-            self._logits.popitem(last=False)
+        self._scores.update(scores)
+        while len(self._scores) > self.maxsize:
+            self._scores.popitem(last=False)
 
     def info(self) -> CacheInfo:
-        return CacheInfo(self._hits, self._misses, len(self._logits), self.maxsize)
+        return CacheInfo(self._hits, self._misses, len(self._scores), self.maxsize)
 
 
 def _digest(text: str) -> bytes:
@@ -241,12 +236,34 @@ def fuse(ce_logits: Sequence[float], first_stage: Sequence[float], weight: float
         >>> fuse([2.0, 0.0], [0.9, 0.1], weight=1.0).round(2)
         array([3., -1.])
     """
-    logits = np.asarray(ce_logits, dtype=float)
-    first = np.asarray(first_stage, dtype=float)
-    z = (first - first.mean()) / (first.std() or 1.0) if len(first) else first
+    z = zscore(first_stage)
     if math.isinf(weight):
         return z
-    return logits + weight * z
+    return np.asarray(ce_logits, dtype=float) + weight * z
+
+
+def zscore(values: Sequence[float]) -> np.ndarray:
+    """Standardise within one list (a constant list becomes zeros): scores of unrelated scales become comparable."""
+    values = np.asarray(values, dtype=float)
+    return (values - values.mean()) / (values.std() or 1.0) if len(values) else values
+
+
+def reorder(hits: Sequence[Hit], final: Sequence[float], gained: Callable[[int], dict[str, float]]) -> list[Hit]:
+    """``hits`` best ``final`` score first, ties in first-stage order, re-ranked from 1.
+
+    Each hit keeps its first-stage scores plus ``first_stage_rank`` and what ``gained(i)`` adds
+    for the hit at input position ``i``; its ``score`` becomes the score it was ordered by.
+    """
+    order = sorted(range(len(hits)), key=lambda i: (-float(final[i]), hits[i].rank, i))
+    return [
+        replace(
+            hits[i],
+            score=float(final[i]),
+            rank=new_rank,
+            scores={**hits[i].scores, "first_stage_rank": float(hits[i].rank), **gained(i)},
+        )
+        for new_rank, i in enumerate(order, start=1)
+    ]
 
 
 def model_fusion_weight(model_dir: Path) -> float | None:
