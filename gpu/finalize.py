@@ -1,7 +1,7 @@
 """Turn the model that gpu/train_full.py returned into the shipped data/models/k8s-cross-encoder.
 
     cat OUT/model.tgz.part-* | tar xz -C /tmp/gpu-model
-    .venv/bin/python gpu/finalize.py /tmp/gpu-model/k8s-cross-encoder
+    .venv/bin/python gpu/finalize.py /tmp/gpu-model/k8s-cross-encoder [OUT]   # OUT defaults to data/models/…
 
 Fits the fusion weight on the project's own questions (the GPU machine has no index), writes the
 model card with the rebuild commands and saves fp16 weights (about 45 MB) atomically.
@@ -36,7 +36,7 @@ cat $OUT/model.tgz.part-* | tar xz -C /tmp/gpu-model
 .venv/bin/python gpu/finalize.py /tmp/gpu-model/k8s-cross-encoder   # CPU: fusion weight, card, data/models"""
 
 
-def main(trained: Path) -> None:
+def main(trained: Path, target: Path = SHIPPED_CROSS_ENCODER) -> None:
     settings = resolve_settings()
     gpu_report = json.loads((trained / "finetune_report.json").read_text())
     model = load_base(str(trained), "cpu", 320)
@@ -44,12 +44,12 @@ def main(trained: Path) -> None:
     questions = question_set(PROJECT_QUESTIONS, retriever.search_many)
     weight, validation = fit_fusion_weight(score_candidates(model, questions), questions)
     report = replace(
-        FinetuneReport(**gpu_report), model_dir=str(SHIPPED_CROSS_ENCODER), base="sentence-transformers/all-MiniLM-L6-v2",
+        FinetuneReport(**gpu_report), model_dir=str(target), base="sentence-transformers/all-MiniLM-L6-v2",
         fusion_weight=weight, validation={**validation, **{f"synthetic_{k}": v for k, v in gpu_report["validation"].items()}},
     )
-    save_model(model, report, SHIPPED_CROSS_ENCODER, model_card(report, REBUILD), fp16=True)
+    save_model(model, report, target, model_card(report, REBUILD), fp16=True)
     print(json.dumps({"fusion_weight": weight, **validation}, indent=2))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(*map(Path, sys.argv[1:3]))

@@ -6,6 +6,12 @@ same format, validation part only). Outputs under $OUT: a log, the logits of eve
 candidate set (metrics are computed back on the CPU machine), and the best model in 15 MB parts.
 
     PYTHONUNBUFFERED=1 python3 gpu/train_full.py --seconds 95
+
+Distillation from the query-likelihood teacher (labels from gpu/label_teacher.py) starts from the
+shipped model, which is in the working tree already, and picks checkpoints on the project's questions:
+
+    PYTHONUNBUFFERED=1 python3 gpu/train_full.py --trainset distill.json.gz --base data/models/k8s-cross-encoder \
+        --recipes distill,distill-margin,listwise --select-on eval_own
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ragrerank import finetune  # noqa: E402
 from ragrerank.finetune import BUDGETS, FinetuneReport, save_model, score_candidates, train  # noqa: E402
 from ragrerank.trainset import load_training_set  # noqa: E402
 
@@ -34,10 +41,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=95.0, help="training seconds per recipe")
     parser.add_argument("--recipes", default="listwise,margin-listwise,bce")
     parser.add_argument("--data", type=Path, default=GPU_DIR, help="folder with base/, trainset.json.gz, eval_*.json.gz")
+    parser.add_argument("--trainset", default="trainset.json.gz", help="training set file in --data")
+    parser.add_argument("--base", type=Path, default=None, help="model to start from (default: --data/base)")
+    parser.add_argument("--select-on", default="", help="eval_* set that picks checkpoints (default: the synthetic validation)")
+    parser.add_argument("--examples", type=int, default=BUDGETS["full"].max_examples, help="training questions drawn per recipe")
+    parser.add_argument("--lr", type=float, default=BUDGETS["full"].learning_rate)
+    parser.add_argument("--gold-share", type=float, default=finetune.DISTILL_GOLD_SHARE, help="distill: weight of the known positive")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--batch-size", type=int, default=BUDGETS["full"].batch_size)
     parser.add_argument("--eval-every", type=int, default=BUDGETS["full"].eval_every)
     args = parser.parse_args()
+    finetune.DISTILL_GOLD_SHARE = args.gold_share  # a sweep knob of this script, not of the library's API
     out = Path(os.environ.get("OUT", "/tmp/out"))
     out.mkdir(parents=True, exist_ok=True)
     log_file = (out / "train.log").open("a")
@@ -47,16 +61,22 @@ def main() -> None:
         log_file.write(line + "\n")
         log_file.flush()
 
+    base = args.base or args.data / "base"
     base_ce = Path("/tmp/base_ce")  # the same weights without the bi-encoder modules: loads as a classifier
-    shutil.copytree(args.data / "base", base_ce, dirs_exist_ok=True, ignore=lambda _d, names: [n for n in names if n in CE_ONLY])
-    trainset = load_training_set(args.data / "trainset.json.gz")
+    shutil.copytree(base, base_ce, dirs_exist_ok=True, ignore=lambda _d, names: [n for n in names if n in CE_ONLY])
+    trainset = load_training_set(args.data / args.trainset)
     extra = {p.name.split(".")[0]: load_training_set(p).validation for p in sorted(args.data.glob("eval_*.json.gz"))}
+    if args.select_on:
+        trainset = replace(trainset, validation=extra[args.select_on])
     log(json.dumps(trainset.summary()))
-    budget = replace(BUDGETS["full"], max_seconds=args.seconds, batch_size=args.batch_size, eval_every=args.eval_every)
+    budget = replace(
+        BUDGETS["full"], max_seconds=args.seconds, batch_size=args.batch_size, eval_every=args.eval_every,
+        max_examples=args.examples, learning_rate=args.lr,
+    )
     results, best = {}, None
     for recipe in args.recipes.split(","):
         started = time.monotonic()
-        model, history = train(trainset, str(base_ce), budget, recipe, args.device, teacher=str(args.data / "base"), log=log)
+        model, history = train(trainset, str(base_ce), budget, recipe, args.device, teacher=str(base) if (base / "1_Pooling").is_dir() else None, log=log)
         scores = {"validation": score_candidates(model, trainset.validation)}
         scores.update({name: score_candidates(model, queries) for name, queries in extra.items()})
         results[recipe] = {"history": history, "scores": scores, "seconds": time.monotonic() - started}

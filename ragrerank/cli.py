@@ -9,10 +9,11 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from ragrerank.config import Settings, resolve_settings
 from ragrerank.errors import RagrerankError
+from ragrerank.finetune import Recipe
 from ragrerank.runtime import MODES
 from ragrerank.types import Hit
 
@@ -250,7 +251,7 @@ def _parser() -> argparse.ArgumentParser:
     finetune.add_argument("--budget", choices=["quick", "full"], default="quick", help="quick: ≤ 12 min on 2 CPU cores")
     finetune.add_argument("--base", help="start from this model (default: the project's model, else all-MiniLM-L6-v2)")
     finetune.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    finetune.add_argument("--recipe", choices=["bce", "listwise", "margin-listwise"], default="margin-listwise")
+    finetune.add_argument("--recipe", choices=list(get_args(Recipe)), default="margin-listwise")
     finetune.set_defaults(command=_finetune)
 
     evaluate = commands.add_parser("eval", parents=[store], help="measure retrieval and reranking configs on a questions file")

@@ -32,12 +32,16 @@ from ragrerank.trainset import TrainingExample, TrainingSet, ValidationQuery
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
-Recipe = Literal["bce", "listwise", "margin-listwise"]
+Recipe = Literal["bce", "listwise", "margin-listwise", "distill", "distill-margin"]
+DISTILL_RECIPES = ("distill", "distill-margin")
 MODEL_DIRNAME = "k8s-cross-encoder"
 PROJECT_QUESTIONS = PROJECT_ROOT / "data" / "eval" / "k8s_questions.jsonl"
 FUSION_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 POSITIVE_LABEL = 10.0  # ListNet softmaxes the labels: 10 vs 0 makes the target ~one-hot on the positive
 MARGIN_SCALE = 10.0  # cosine margins are ~0.1; logits move in units, so the teacher is scaled up
+DISTILL_SCALE = 3.0  # query-likelihood scores spread ~0.9 nat per list; × 3 makes a soft target neither flat nor one-hot
+DISTILL_GOLD_SHARE = 0.5  # the listwise target mixes the teacher's distribution with the known positive
+DISTILL_MAX_QUESTIONS = 2500  # teacher labels cost ~1 s per question × 8 passages on 2 CPU cores in bf16
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,8 @@ def finetune(
     trainset = build_training_set(queries, retriever.search_many, plan.negatives)
     if questions is not None and questions.is_file():
         trainset = replace(trainset, validation=question_set(questions, retriever.search_many))
+    if recipe in DISTILL_RECIPES:
+        trainset = replace(trainset, train=_teacher_labels(trainset.train, plan, settings, log))
     teacher = resolve_model("bi-encoder", settings.bi_encoder, settings).location
     model, history = train(trainset, base_path, plan, recipe, device, teacher=teacher, log=log)
     weight, validation = fit_fusion_weight(score_candidates(model, trainset.validation), trainset.validation)
@@ -242,6 +248,11 @@ def train(
     from sentence_transformers.cross_encoder import losses
 
     _check_budget(trainset, budget)
+    if recipe in DISTILL_RECIPES and not all(example.teacher_scores for example in trainset.train):
+        raise RagrerankError(
+            f"recipe '{recipe}' distils a teacher's scores, but the training set has examples without them: "
+            "label it first with ragrerank.trainset.label_with_teacher"
+        )
     random.seed(seed)
     torch.manual_seed(seed)
     model = load_base(base, device, budget.max_length)
@@ -433,13 +444,13 @@ def _check_budget(trainset: TrainingSet, budget: Budget) -> None:
 
 def _phases(recipe: Recipe, budget: Budget, has_teacher: bool) -> list[tuple[str, float]]:
     """Loss schedule: MarginMSE distillation only warm-starts a bi-encoder base (a reranker needs none)."""
-    if recipe == "bce":
-        return [("bce", 1.0)]
+    if recipe in ("bce", *DISTILL_RECIPES):
+        return [(recipe, 1.0)]
     if recipe == "listwise" or budget.warm_start_share <= 0 or not has_teacher:
         return [("listwise", 1.0)]
     if recipe == "margin-listwise":
         return [("margin-mse", budget.warm_start_share), ("listwise", 1.0 - budget.warm_start_share)]
-    raise RagrerankError(f"unknown recipe '{recipe}': use bce, listwise or margin-listwise")
+    raise RagrerankError(f"unknown recipe '{recipe}': use bce, listwise, margin-listwise, {', '.join(DISTILL_RECIPES)}")
 
 
 def _is_bi_encoder(base: str) -> bool:
@@ -451,9 +462,9 @@ def _loss(name: str, model: CrossEncoder, losses):  # noqa: ANN001, ANN202 - the
 
     if name == "bce":
         return losses.BinaryCrossEntropyLoss(model)
-    if name == "margin-mse":
+    if name in ("margin-mse", "distill-margin"):
         return losses.MarginMSELoss(model, activation_fn=torch.nn.Identity())
-    # softmax cross-entropy over 1 positive + hard negatives, all pairs in one forward pass
+    # softmax cross-entropy over 1 positive + hard negatives (or the teacher's soft targets), one forward pass
     return losses.ListNetLoss(model, activation_fn=torch.nn.Identity(), mini_batch_size=-1)
 
 
@@ -481,8 +492,39 @@ def _columns(batch: list[TrainingExample], loss_name: str, teacher, device: str)
         return [[p[0] for p in pairs], [p[1] for p in pairs]], labels
     if loss_name == "margin-mse":
         return [queries, *map(list, zip(*documents))], teacher(queries, documents)
+    if loss_name == "distill-margin":
+        scores = torch.tensor([e.teacher_scores for e in batch], device=device)
+        return [queries, *map(list, zip(*documents))], DISTILL_SCALE * (scores[:, :1] - scores[:, 1:])
+    if loss_name == "distill":
+        return [queries, documents], [_distill_target(e.teacher_scores, device) for e in batch]
     target = [torch.tensor([POSITIVE_LABEL] + [0.0] * (len(docs) - 1), device=device) for docs in documents]
     return [queries, documents], target
+
+
+def _teacher_labels(
+    examples: Sequence[TrainingExample], budget: Budget, settings: Settings, log: Callable[[str], None]
+) -> tuple[TrainingExample, ...]:
+    """Label as many questions as the budget trains on with the packaged LLM's query likelihood."""
+    from ragrerank.query_likelihood import QueryLikelihood
+    from ragrerank.trainset import label_with_teacher
+
+    chosen = random.Random(13).sample(list(examples), min(len(examples), budget.max_examples, DISTILL_MAX_QUESTIONS))
+    log(f"labelling {len(chosen)} questions × {1 + budget.negatives} passages with the query-likelihood teacher")
+    return tuple(label_with_teacher(chosen, QueryLikelihood.from_settings(settings).score, budget.negatives))
+
+
+def _distill_target(teacher_scores: Sequence[float], device: str):  # noqa: ANN202
+    """Labels whose softmax (ListNet applies one) is the teacher's distribution mixed with the positive.
+
+    The teacher alone ranks the generated question's own passage first only half the time, partly
+    because other pages answer too (false negatives), partly from its own errors: the mix keeps both.
+    """
+    import torch
+
+    teacher = torch.softmax(DISTILL_SCALE * torch.tensor(teacher_scores, device=device), dim=0)
+    gold = torch.zeros_like(teacher)
+    gold[0] = 1.0
+    return torch.log(DISTILL_GOLD_SHARE * gold + (1 - DISTILL_GOLD_SHARE) * teacher)
 
 
 def _teacher(base: str, device: str) -> Callable[[list[str], list[list[str]]], object]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragrerank.errors import RagrerankError
+from ragrerank.io import atomic_write, read_jsonl
 from ragrerank.querygen import GeneratedQuery
 from ragrerank.types import Hit, Passage
 
@@ -26,12 +27,17 @@ MIN_EXAMPLES = 8
 
 @dataclass(frozen=True)
 class TrainingExample:
-    """A question, the passage that answers it and hard negatives from pages that do not."""
+    """A question, the passage that answers it and hard negatives from pages that do not.
+
+    ``teacher_scores``, when present, are a teacher's relevance scores for the positive and then each
+    negative (see :func:`label_with_teacher`): graded targets to distil, not only "first is relevant".
+    """
 
     query: str
     kind: str
     positive: Passage
     negatives: tuple[Passage, ...]
+    teacher_scores: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,6 @@ def question_set(path: Path, search: Search, depth: int = 30) -> tuple[Validatio
     words; the hand-written questions (``data/eval/k8s_questions.jsonl``) look like real ones and are
     the better judge of checkpoints and of the fusion weight.
     """
-    from ragrerank.io import read_jsonl
 
     records = [r for r in read_jsonl(path) if r.get("gold_files")]
     if not records:
@@ -123,6 +128,24 @@ def question_set(path: Path, search: Search, depth: int = 30) -> tuple[Validatio
         ValidationQuery(r["query"], r.get("type", ""), tuple(hits), frozenset(r["gold_files"]))
         for r, hits in zip(records, results, strict=True)
     )
+
+
+def label_with_teacher(
+    examples: Sequence[TrainingExample], score: Callable[[str, list[str]], Sequence[float]], negatives: int
+) -> list[TrainingExample]:
+    """Keep ``negatives`` hard negatives per example and attach the teacher's score of every passage.
+
+    ``score(query, texts)`` is the teacher, e.g. :meth:`ragrerank.query_likelihood.QueryLikelihood.score`;
+    it runs where the teacher fits (the packaged LLM does not travel to a GPU machine), the student
+    then trains anywhere from the stored scores.
+    """
+    labelled = []
+    for example in examples:
+        kept = example.negatives[:negatives]
+        texts = [example.positive.text, *(n.text for n in kept)]
+        scores = tuple(round(float(value), 5) for value in score(example.query, texts))
+        labelled.append(TrainingExample(example.query, example.kind, example.positive, kept, scores))
+    return labelled
 
 
 def save_training_set(trainset: TrainingSet, path: Path) -> None:
@@ -136,15 +159,16 @@ def save_training_set(trainset: TrainingSet, path: Path) -> None:
         return key
 
     record = {
-        "train": [[e.query, e.kind, ref(e.positive), [ref(n) for n in e.negatives]] for e in trainset.train],
+        "train": [
+            [e.query, e.kind, ref(e.positive), [ref(n) for n in e.negatives], list(e.teacher_scores)] for e in trainset.train
+        ],
         "validation": [
             [v.query, v.kind, [[ref(h.passage), h.score] for h in v.candidates], sorted(v.relevant_paths)]
             for v in trainset.validation
         ],
     }
     record["passages"] = table
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wt", encoding="utf-8") as handle:
+    with atomic_write(path, "wb") as raw, gzip.open(raw, "wt", encoding="utf-8") as handle:
         json.dump(record, handle, ensure_ascii=False)
 
 
@@ -157,8 +181,8 @@ def load_training_set(path: Path) -> TrainingSet:
         raise RagrerankError(f"cannot read training set {path}: {error}") from None
     table = {key: Passage.from_json(value) for key, value in record["passages"].items()}
     train = tuple(
-        TrainingExample(query, kind, table[positive], tuple(table[n] for n in negatives))
-        for query, kind, positive, negatives in record["train"]
+        TrainingExample(query, kind, table[positive], tuple(table[n] for n in negatives), tuple(teacher[0] if teacher else ()))
+        for query, kind, positive, negatives, *teacher in record["train"]
     )
     validation = tuple(
         ValidationQuery(

@@ -15,6 +15,7 @@ from ragrerank.trainset import (
     ValidationQuery,
     build_training_set,
     is_validation_page,
+    label_with_teacher,
     load_training_set,
     save_training_set,
 )
@@ -108,6 +109,33 @@ def test_training_set_round_trips(docs: tuple[Path, list[Passage]], tmp_path: Pa
     assert load_training_set(tmp_path / "set.json.gz") == trainset
 
 
+def _word_overlap(query: str, texts: list[str]) -> list[float]:  # a deterministic stand-in teacher
+    words = set(query.lower().split())
+    return [float(len(words & set(text.lower().split()))) for text in texts]
+
+
+def test_teacher_scores_label_the_positive_first_and_survive_a_round_trip(docs: tuple[Path, list[Passage]], tmp_path: Path) -> None:
+    root, passages = docs
+    trainset = build_training_set(generate_queries(passages, root), _lexical_search(passages), negatives=3, validation_fraction=0.3)
+    labelled = label_with_teacher(trainset.train, _word_overlap, negatives=2)
+    example = labelled[0]
+    assert len(example.negatives) == 2 and len(example.teacher_scores) == 3
+    assert list(example.teacher_scores) == _word_overlap(example.query, [example.positive.text, *(n.text for n in example.negatives)])
+    distilled = replace(trainset, train=tuple(labelled))
+    save_training_set(distilled, tmp_path / "distill.json.gz")
+    assert load_training_set(tmp_path / "distill.json.gz") == distilled
+
+
+def test_distillation_target_mixes_the_teacher_with_the_positive() -> None:
+    import torch
+
+    from ragrerank.finetune import DISTILL_GOLD_SHARE, _distill_target
+
+    target = torch.softmax(_distill_target([-4.0, -1.0, -4.0], "cpu"), dim=0)  # the teacher prefers a negative
+    assert torch.isclose(target.sum(), torch.tensor(1.0))
+    assert target[0] > DISTILL_GOLD_SHARE and target[1] > target[2]  # the positive keeps its share, the teacher orders the rest
+
+
 def test_empty_or_tiny_training_sets_fail_clearly(docs: tuple[Path, list[Passage]]) -> None:
     root, passages = docs
     with pytest.raises(RagrerankError, match="no training questions"):
@@ -134,6 +162,8 @@ def test_bad_base_and_too_small_budget_fail_clearly(docs: tuple[Path, list[Passa
         train(trainset, str(tmp_path), BUDGETS["quick"], device="cpu")
     with pytest.raises(RagrerankError, match="too small"):
         train(trainset, str(tmp_path), replace(BUDGETS["quick"], batch_size=2, max_examples=1), device="cpu")
+    with pytest.raises(RagrerankError, match="label it first"):
+        train(trainset, str(tmp_path), replace(BUDGETS["quick"], batch_size=2), "distill", device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +184,17 @@ def test_tiny_training_run_keeps_the_best_checkpoint(docs: tuple[Path, list[Pass
     report = FinetuneReport("", base_model, "tiny", "margin-listwise", "cpu", 1.0, 4, 0, 1.0, {})
     save_model(model, report, tmp_path / "k8s-cross-encoder", "# card\n")
     assert {"config.json", "fusion.json", "README.md"} <= {p.name for p in (tmp_path / "k8s-cross-encoder").iterdir()}
+
+
+@pytest.mark.parametrize("recipe", ["distill", "distill-margin"])
+def test_tiny_distillation_run_trains_on_the_teacher_scores(docs: tuple[Path, list[Passage]], base_model: str, recipe: str) -> None:
+    root, passages = docs
+    trainset = build_training_set(generate_queries(passages, root), _lexical_search(passages), negatives=3, validation_fraction=0.3)
+    distilled = replace(trainset, train=tuple(label_with_teacher(trainset.train, _word_overlap, negatives=3)))
+    budget = replace(BUDGETS["quick"], max_examples=4, batch_size=2, max_length=64, eval_every=1)
+    _model, history = train(distilled, base_model, budget, recipe, device="cpu", log=lambda _line: None)
+    assert [phase["loss"] for phase in history["phases"]] == [recipe]
+    assert history["steps"] == 2 and all(math.isfinite(loss) for _step, loss in history["losses"])
 
 
 def test_measures_keep_the_candidate_order_on_tied_scores() -> None:
