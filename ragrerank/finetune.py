@@ -6,6 +6,9 @@ is a few lines around the sentence-transformers cross-encoder losses instead of
 ``CrossEncoderTrainer``, because the trainer needs the ``datasets`` package and a time budget is
 easier to honour in a loop we own. Checkpoints are chosen on validation nDCG@10 of reranking the
 hybrid top-30 of held-out, page-disjoint questions, and the score fusion weight is fitted there too.
+The ``distill`` recipes learn from the packaged LLM's query likelihood (ragrerank.query_likelihood)
+instead of the generated question's own passage alone: graded targets from a teacher that was
+measured to rank real questions better than the hybrid retriever does.
 """
 
 from __future__ import annotations
