@@ -15,11 +15,10 @@ import argparse
 import random
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from dataclasses import replace  # noqa: E402
 
 from ragrerank.config import resolve_settings  # noqa: E402
 from ragrerank.query_likelihood import QueryLikelihood  # noqa: E402

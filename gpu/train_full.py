@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ragrerank import finetune  # noqa: E402
-from ragrerank.finetune import BUDGETS, FinetuneReport, save_model, score_candidates, train  # noqa: E402
+from ragrerank.finetune import BUDGETS, FinetuneReport, is_bi_encoder, save_model, score_candidates, train  # noqa: E402
 from ragrerank.trainset import load_training_set  # noqa: E402
 
 GPU_DIR = Path(".gpu")
@@ -76,7 +76,7 @@ def main() -> None:
     results, best = {}, None
     for recipe in args.recipes.split(","):
         started = time.monotonic()
-        model, history = train(trainset, str(base_ce), budget, recipe, args.device, teacher=str(base) if (base / "1_Pooling").is_dir() else None, log=log)
+        model, history = train(trainset, str(base_ce), budget, recipe, args.device, teacher=str(base) if is_bi_encoder(str(base)) else None, log=log)
         scores = {"validation": score_candidates(model, trainset.validation)}
         scores.update({name: score_candidates(model, queries) for name, queries in extra.items()})
         results[recipe] = {"history": history, "scores": scores, "seconds": time.monotonic() - started}

@@ -264,7 +264,7 @@ def train(
     best = {"ndcg": validation_ndcg(model, checks), "step": 0, "state": _state(model)}
     history: dict[str, object] = {"evaluations": [[0, best["ndcg"]]], "losses": [], "phases": []}
     log(f"step 0: validation nDCG@10 {best['ndcg']:.4f}")
-    teacher = teacher or (base if _is_bi_encoder(base) else None)
+    teacher = teacher or (base if is_bi_encoder(base) else None)
     phases = _phases(recipe, budget, teacher is not None)
     step = 0
     for loss_name, share in phases:
@@ -456,7 +456,8 @@ def _phases(recipe: Recipe, budget: Budget, has_teacher: bool) -> list[tuple[str
     raise RagrerankError(f"unknown recipe '{recipe}': use bce, listwise, margin-listwise, {', '.join(DISTILL_RECIPES)}")
 
 
-def _is_bi_encoder(base: str) -> bool:
+def is_bi_encoder(base: str) -> bool:
+    """A sentence-transformers bi-encoder folder (it has a pooling module): a teacher for the warm start."""
     return (Path(base) / "modules.json").is_file() and (Path(base) / "1_Pooling").is_dir()
 
 

@@ -119,7 +119,6 @@ def question_set(path: Path, search: Search, depth: int = 30) -> tuple[Validatio
     words; the hand-written questions (``data/eval/k8s_questions.jsonl``) look like real ones and are
     the better judge of checkpoints and of the fusion weight.
     """
-
     records = [r for r in read_jsonl(path) if r.get("gold_files")]
     if not records:
         raise RagrerankError(f"{path} holds no in-scope questions (records with gold_files)")
