@@ -1,0 +1,114 @@
+"""Which offline signals rank real questions better than hybrid retrieval? (CPU; the evidence for issue 11)
+
+    .venv/bin/python gpu/signals.py     # ~25 min the first time (query likelihood), seconds afterwards
+
+Reranks the hybrid top 30 of both question sets (the project's data/eval and the shared dev set) by fixed
+sums of signals, each z-scored within its list: the hybrid RRF score, the bi-encoder's cosine, BM25, the
+packaged LLM's query likelihood, a flag for reference pages (API fields, flags: the words of a question, rarely
+its answer), and each passage's best sum on its page (page-level aggregation). The weights are written
+below, not fitted, and the metrics are ragrerank.finetune's (page-level P@1, P@3, MRR@10, as ragrerank eval).
+Candidate sets and likelihoods are cached in the git-ignored .gpu/ folder.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ragrerank.config import resolve_settings  # noqa: E402
+from ragrerank.finetune import _measures  # noqa: E402
+from ragrerank.index import HybridRetriever, _tokenize, embed_texts, open_retriever  # noqa: E402
+from ragrerank.io import atomic_write  # noqa: E402
+from ragrerank.models import load_bi_encoder  # noqa: E402
+from ragrerank.query_likelihood import QueryLikelihood  # noqa: E402
+from ragrerank.rerank import zscore  # noqa: E402
+from ragrerank.trainset import TrainingSet, ValidationQuery, load_training_set, question_set, save_training_set  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+GPU_DIR = ROOT / ".gpu"
+QUESTION_SETS = {"data/eval": ROOT / "data/eval/k8s_questions.jsonl", "dev": ROOT.parent / "shared/eval/dev.jsonl"}
+COMBINATIONS = {  # name -> signal weights; "page" adds that multiple of the best sum on the passage's page
+    "hybrid": {"rrf": 1},
+    "query likelihood alone": {"ql": 1},
+    "QL + hybrid (ragrerank's +qlfused)": {"rrf": 1, "ql": 1},
+    "QL + hybrid + ½ cosine": {"rrf": 1, "ql": 1, "dense": 0.5},
+    "QL + hybrid + ½ BM25": {"rrf": 1, "ql": 1, "bm25": 0.5},
+    "QL + cosine + BM25 (no RRF)": {"ql": 1, "dense": 1, "bm25": 1},
+    "QL + hybrid − reference page": {"rrf": 1, "ql": 1, "reference": -1},
+    "QL + hybrid, + page best": {"rrf": 1, "ql": 1, "page": 1},
+    "QL + hybrid − reference page, + page best": {"rrf": 1, "ql": 1, "reference": -1, "page": 1},
+    "hybrid + page best": {"rrf": 1, "page": 1},
+}
+
+
+def main() -> None:
+    settings = resolve_settings()
+    retriever = open_retriever(settings, "hybrid", load_bi_encoder(settings.bi_encoder, settings))
+    scorer = None
+    print("| ranking of the hybrid top 30 | " + " | ".join(f"{name} P@1 / P@3 / MRR@10" for name in QUESTION_SETS) + " |")
+    results: dict[str, list[str]] = {name: [] for name in COMBINATIONS}
+    for set_name, path in QUESTION_SETS.items():
+        queries = candidate_sets(set_name, path, retriever)
+        cache = GPU_DIR / f"ql_{set_name.replace('/', '_')}.json"
+        if not cache.is_file():
+            scorer = scorer or QueryLikelihood.from_settings(replace(settings, rerank_mode="torch-bf16"))
+            likelihood = [scorer.score(q.query, [hit.passage.text for hit in q.candidates]).tolist() for q in queries]
+            with atomic_write(cache) as handle:
+                json.dump(likelihood, handle)
+        signals = [
+            {"ql": zscore(ql), **lexical} | {"rrf": zscore([hit.score for hit in q.candidates]), "reference": reference_flags(q)}
+            for q, ql, lexical in zip(queries, json.loads(cache.read_text()), lexical_signals(queries, retriever), strict=True)
+        ]
+        for name, weights in COMBINATIONS.items():
+            scores = [combine(q, s, weights) for q, s in zip(queries, signals, strict=True)]
+            results[name].append(" / ".join(f"{value:.3f}" for value in _measures(queries, scores).values()))
+    for name, cells in results.items():
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+def candidate_sets(set_name: str, path: Path, retriever: HybridRetriever) -> tuple[ValidationQuery, ...]:
+    """The hybrid top 30 of each in-scope question, built once (the index must not change between runs)."""
+    stored = GPU_DIR / f"eval_{'own' if set_name == 'data/eval' else 'dev'}.json.gz"
+    if not stored.is_file():
+        save_training_set(TrainingSet((), question_set(path, retriever.search_many, 30)), stored)
+    return load_training_set(stored).validation
+
+
+def lexical_signals(queries: tuple[ValidationQuery, ...], retriever: HybridRetriever) -> list[dict[str, np.ndarray]]:
+    """Cosine and BM25 of every candidate, also where it came from the other list (RRF keeps ranks only)."""
+    dense, bm25 = retriever.dense, retriever.bm25
+    vectors = dense.index.reconstruct_n(0, dense.index.ntotal)
+    row = {passage.id: number for number, passage in enumerate(dense.passages)}
+    question_vectors = embed_texts(dense.model, [q.query for q in queries], progress=False)
+    signals = []
+    for q, vector, tokens in zip(queries, question_vectors, _tokenize([q.query for q in queries]), strict=True):
+        rows = [row[hit.passage.id] for hit in q.candidates]
+        ids = bm25.bm25.get_tokens_ids(tokens)
+        lexical = bm25.bm25.get_scores_from_ids(ids)[rows] if ids else np.zeros(len(rows))
+        signals.append({"dense": zscore(vectors[rows] @ vector), "bm25": zscore(lexical)})
+    return signals
+
+
+def reference_flags(query: ValidationQuery) -> np.ndarray:
+    return np.array([float(hit.passage.path.startswith("reference/")) for hit in query.candidates])
+
+
+def combine(query: ValidationQuery, signals: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """Weighted sum of the signals; with "page", plus that multiple of the best sum among the page's passages."""
+    total = sum(weight * signals[name] for name, weight in weights.items() if name != "page")
+    if "page" not in weights:
+        return total
+    best: dict[str, float] = {}
+    for hit, value in zip(query.candidates, total, strict=True):
+        best[hit.passage.path] = max(best.get(hit.passage.path, -np.inf), value)
+    return total + weights["page"] * np.array([best[hit.passage.path] for hit in query.candidates])
+
+
+if __name__ == "__main__":
+    main()
