@@ -6,8 +6,8 @@ Reranks the hybrid top 30 of both question sets (the project's data/eval and the
 sums of signals, each z-scored within its list: the hybrid RRF score, the bi-encoder's cosine, BM25, the
 packaged LLM's query likelihood, a flag for reference pages (API fields, flags: the words of a question, rarely
 its answer), and each passage's best sum on its page (page-level aggregation). The weights are written
-below, not fitted, and the metrics are ragrerank.finetune's (page-level P@1, P@3, MRR@10, as ragrerank eval).
-Candidate sets and likelihoods are cached in the git-ignored .gpu/ folder.
+below, not fitted; the metrics are ragrerank.finetune.page_measures (P@1, P@3, MRR@10 at page level, as
+ragrerank eval counts them). Candidate sets and likelihoods are cached in the git-ignored .gpu/ folder.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ragrerank.config import resolve_settings  # noqa: E402
-from ragrerank.finetune import _measures  # noqa: E402
-from ragrerank.index import HybridRetriever, _tokenize, embed_texts, open_retriever  # noqa: E402
+from ragrerank.finetune import page_measures  # noqa: E402
+from ragrerank.index import HybridRetriever, embed_texts, open_retriever  # noqa: E402
 from ragrerank.io import atomic_write  # noqa: E402
 from ragrerank.models import load_bi_encoder  # noqa: E402
 from ragrerank.query_likelihood import QueryLikelihood  # noqa: E402
@@ -67,7 +67,7 @@ def main() -> None:
         ]
         for name, weights in COMBINATIONS.items():
             scores = [combine(q, s, weights) for q, s in zip(queries, signals, strict=True)]
-            results[name].append(" / ".join(f"{value:.3f}" for value in _measures(queries, scores).values()))
+            results[name].append(" / ".join(f"{value:.3f}" for value in page_measures(queries, scores).values()))
     for name, cells in results.items():
         print(f"| {name} | " + " | ".join(cells) + " |")
 
@@ -87,11 +87,9 @@ def lexical_signals(queries: tuple[ValidationQuery, ...], retriever: HybridRetri
     row = {passage.id: number for number, passage in enumerate(dense.passages)}
     question_vectors = embed_texts(dense.model, [q.query for q in queries], progress=False)
     signals = []
-    for q, vector, tokens in zip(queries, question_vectors, _tokenize([q.query for q in queries]), strict=True):
+    for q, vector in zip(queries, question_vectors, strict=True):
         rows = [row[hit.passage.id] for hit in q.candidates]
-        ids = bm25.bm25.get_tokens_ids(tokens)
-        lexical = bm25.bm25.get_scores_from_ids(ids)[rows] if ids else np.zeros(len(rows))
-        signals.append({"dense": zscore(vectors[rows] @ vector), "bm25": zscore(lexical)})
+        signals.append({"dense": zscore(vectors[rows] @ vector), "bm25": zscore(bm25.scores(q.query)[rows])})
     return signals
 
 

@@ -338,12 +338,12 @@ def fit_fusion_weight(
     on the validation questions was measured not to carry over to held-out ones.
     """
     first = [[hit.score for hit in q.candidates] for q in validation]
-    baseline = _measures(validation, first)
+    baseline = page_measures(validation, first)
     metrics = {f"first_stage_{name}": value for name, value in baseline.items()}
-    metrics.update({f"pure_{name}": value for name, value in _measures(validation, scores).items()})
+    metrics.update({f"pure_{name}": value for name, value in page_measures(validation, scores).items()})
     best_weight, best = math.inf, baseline
     for weight in FUSION_WEIGHTS:
-        fused = _measures(validation, [fuse(s, f, weight) for s, f in zip(scores, first, strict=True)])
+        fused = page_measures(validation, [fuse(s, f, weight) for s, f in zip(scores, first, strict=True)])
         metrics.update({f"fused_w{weight:g}_{name}": value for name, value in fused.items()})
         if any(fused[name] < baseline[name] for name in baseline):
             continue
@@ -368,9 +368,9 @@ def reranking_measures(
     """
     first = [[hit.score for hit in q.candidates] for q in validation]
     return {
-        "first stage": _measures(validation, first),
-        "cross-encoder alone": _measures(validation, scores),
-        f"fused (w={weight:g})": _measures(validation, [fuse(s, f, weight) for s, f in zip(scores, first, strict=True)]),
+        "first stage": page_measures(validation, first),
+        "cross-encoder alone": page_measures(validation, scores),
+        f"fused (w={weight:g})": page_measures(validation, [fuse(s, f, weight) for s, f in zip(scores, first, strict=True)]),
     }
 
 
@@ -567,7 +567,7 @@ def _state(model: CrossEncoder) -> dict[str, object]:
     return {key: value.detach().clone() for key, value in model.state_dict().items()}
 
 
-def _measures(validation: Sequence[ValidationQuery], scores: Sequence[Sequence[float]]) -> dict[str, float]:
+def page_measures(validation: Sequence[ValidationQuery], scores: Sequence[Sequence[float]]) -> dict[str, float]:
     """P@1, P@3 and MRR@10 at page level, the way dev.jsonl is judged (ir-measures does the counting)."""
     import ir_measures
     from ir_measures import RR, P

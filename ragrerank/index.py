@@ -213,13 +213,17 @@ class BM25Retriever:
 
     def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
         check_request(queries, k)
-        return [self._search_one(tokens, k) for tokens in _tokenize(queries)]
+        return [self._top(self._scores(tokens), k) for tokens in _tokenize(queries)]
 
-    def _search_one(self, tokens: list[str], k: int) -> list[Hit]:
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every passage, in corpus order: also for candidates another retriever found."""
+        return self._scores(_tokenize([query])[0])
+
+    def _scores(self, tokens: list[str]) -> np.ndarray:
         ids = self.bm25.get_tokens_ids(tokens)
-        if not ids:
-            return []
-        scores = self.bm25.get_scores_from_ids(ids)
+        return self.bm25.get_scores_from_ids(ids) if ids else np.zeros(len(self.passages), dtype=np.float32)
+
+    def _top(self, scores: np.ndarray, k: int) -> list[Hit]:
         rows = np.argsort(-scores, kind="stable")[:k]  # stable: ties keep corpus order
         rows = rows[scores[rows] > 0]
         return _hits(self.passages, rows, scores[rows], "bm25_score")

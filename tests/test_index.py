@@ -118,6 +118,15 @@ def test_bm25_query_of_only_stopwords_or_unknown_words_finds_nothing(built: Sett
     assert open_retriever(built, "bm25").search("how do I do it", k=5) == []
 
 
+def test_bm25_scores_every_passage_as_search_does(built: Settings) -> None:
+    retriever = open_retriever(built, "bm25")
+    scores = retriever.scores("kubectl drain a node")
+    assert scores.shape == (len(retriever.passages),)
+    for hit in retriever.search("kubectl drain a node", k=3):
+        assert scores[retriever.passages.index(hit.passage)] == pytest.approx(hit.score)
+    assert not retriever.scores("how do I do it").any()
+
+
 def test_hybrid_fuses_and_keeps_source_scores(built: Settings, bi_encoder: SentenceTransformer) -> None:
     hits = open_retriever(built, "hybrid", bi_encoder).search("kubectl drain a node", k=8)
     assert paths(hits)[0] == "tasks/administer-cluster/safely-drain-node.md"
