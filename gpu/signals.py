@@ -32,7 +32,10 @@ from ragrerank.trainset import TrainingSet, ValidationQuery, load_training_set, 
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_DIR = ROOT / ".gpu"
-QUESTION_SETS = {"data/eval": ROOT / "data/eval/k8s_questions.jsonl", "dev": ROOT.parent / "shared/eval/dev.jsonl"}
+QUESTION_SETS = {  # name -> (questions, stem of the cached files in .gpu/)
+    "data/eval": (ROOT / "data/eval/k8s_questions.jsonl", "eval_own"),
+    "dev": (ROOT.parent / "shared/eval/dev.jsonl", "eval_dev"),
+}
 COMBINATIONS = {  # name -> signal weights; "page" adds that multiple of the best sum on the passage's page
     "hybrid": {"rrf": 1},
     "query likelihood alone": {"ql": 1},
@@ -53,16 +56,16 @@ def main() -> None:
     scorer = None
     print("| ranking of the hybrid top 30 | " + " | ".join(f"{name} P@1 / P@3 / MRR@10" for name in QUESTION_SETS) + " |")
     results: dict[str, list[str]] = {name: [] for name in COMBINATIONS}
-    for set_name, path in QUESTION_SETS.items():
-        queries = candidate_sets(set_name, path, retriever)
-        cache = GPU_DIR / f"ql_{set_name.replace('/', '_')}.json"
+    for path, stem in QUESTION_SETS.values():
+        queries = candidate_sets(path, GPU_DIR / f"{stem}.json.gz", retriever)
+        cache = GPU_DIR / f"ql_{stem}.json"
         if not cache.is_file():
             scorer = scorer or QueryLikelihood.from_settings(replace(settings, rerank_mode="torch-bf16"))
             likelihood = [scorer.score(q.query, [hit.passage.text for hit in q.candidates]).tolist() for q in queries]
             with atomic_write(cache) as handle:
                 json.dump(likelihood, handle)
         signals = [
-            {"ql": zscore(ql), **lexical} | {"rrf": zscore([hit.score for hit in q.candidates]), "reference": reference_flags(q)}
+            {"rrf": zscore([hit.score for hit in q.candidates]), "ql": zscore(ql), "reference": reference_flags(q), **lexical}
             for q, ql, lexical in zip(queries, json.loads(cache.read_text()), lexical_signals(queries, retriever), strict=True)
         ]
         for name, weights in COMBINATIONS.items():
@@ -72,9 +75,8 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
-def candidate_sets(set_name: str, path: Path, retriever: HybridRetriever) -> tuple[ValidationQuery, ...]:
+def candidate_sets(path: Path, stored: Path, retriever: HybridRetriever) -> tuple[ValidationQuery, ...]:
     """The hybrid top 30 of each in-scope question, built once (the index must not change between runs)."""
-    stored = GPU_DIR / f"eval_{'own' if set_name == 'data/eval' else 'dev'}.json.gz"
     if not stored.is_file():
         save_training_set(TrainingSet((), question_set(path, retriever.search_many, 30)), stored)
     return load_training_set(stored).validation
