@@ -57,7 +57,7 @@ workshop-check:
 
 # The guide's agenda, from the run times of the last `make test`.
 workshop-guide:
-	$(BIN)/python -m ragrerank.workshop $(TEST_REPORT) docs/workshop.md
+	$(BIN)/python -m ragrerank.series.workshop $(TEST_REPORT) docs/workshop.md
 
 docs:
 	@if [ -d data/k8s/website/.git ]; then echo "data/k8s/website already cloned"; else \

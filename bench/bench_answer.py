@@ -13,30 +13,28 @@ import argparse
 import random
 from collections import Counter
 
-from common import RESULTS_DIR, load_settings_and_bi_encoder, machine, percentiles, write_results
+from common import QUESTIONS, RESULTS_DIR, load_settings_and_bi_encoder, machine, percentiles, write_results
 
 from ragrerank.answer import LLM, AnswerSettings, answer
-from ragrerank.config import PROJECT_ROOT
-from ragrerank.index import open_retriever
-from ragrerank.io import read_jsonl
+from ragrerank.retrieval import open_retriever
+from ragrerank.evaluate.questions import load_queries
 from ragrerank.models import load_llm
 from ragrerank.rerank import Reranker
 
-QUESTIONS = PROJECT_ROOT / "data" / "eval" / "k8s_questions.jsonl"
 RESULTS = RESULTS_DIR / "answer.json"
 
 
 def main() -> None:
     args = _parser().parse_args()
     settings, model = load_settings_and_bi_encoder(args.threads)
-    first_stage, fallback = open_retriever(settings, "hybrid", model), open_retriever(settings, "bm25")
+    first_stage, fallback = open_retriever(settings, "hybrid", model=model), open_retriever(settings, "bm25")
     reranker = Reranker.from_settings(settings)
     answer_settings = AnswerSettings()
     llm = LLM(*load_llm(settings.llm, settings), max_new_tokens=answer_settings.max_new_tokens)
-    records = random.Random(42).sample(read_jsonl(QUESTIONS), args.questions)
+    queries = [query for _, query in random.Random(42).sample(load_queries(QUESTIONS), args.questions)]
 
-    answer(records[0]["query"], first_stage, fallback, reranker, llm, answer_settings)  # warm-up
-    results = [answer(r["query"], first_stage, fallback, reranker, llm, answer_settings) for r in records]
+    answer(queries[0], first_stage, fallback, reranker, llm, answer_settings)  # warm-up
+    results = [answer(query, first_stage, fallback, reranker, llm, answer_settings) for query in queries]
     stages = sorted({stage for result in results for stage in result.timings})
     table = {
         stage: _percentiles([result.timings[stage] for result in results if stage in result.timings])
@@ -45,13 +43,13 @@ def main() -> None:
     table["total"] = _percentiles([sum(result.timings.values()) for result in results])
     summary = {
         "machine": machine(),
-        "questions": len(records),
+        "questions": len(queries),
         "candidates": answer_settings.candidates,
         "max_new_tokens": answer_settings.max_new_tokens,
         "decisions": dict(Counter(result.decision for result in results)),
         "seconds": table,
     }
-    print(f"{len(records)} questions, {answer_settings.candidates} candidates reranked, decisions {summary['decisions']}")
+    print(f"{len(queries)} questions, {answer_settings.candidates} candidates reranked, decisions {summary['decisions']}")
     print(f"{'stage':<18}{'n':>4}{'p50 s':>9}{'p95 s':>9}")
     for stage, row in table.items():
         print(f"{stage:<18}{row['n']:>4}{row['p50']:>9.2f}{row['p95']:>9.2f}")

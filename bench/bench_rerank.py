@@ -34,15 +34,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import DEV_QUERIES, RESULTS_DIR, THREADS_HELP, load_settings_and_bi_encoder, machine, percentiles, write_results
+from common import QUESTIONS, RESULTS_DIR, THREADS_HELP, load_settings_and_bi_encoder, machine, percentiles, write_results
 from scipy.stats import kendalltau
 from sentence_transformers import CrossEncoder
 
 from ragrerank.evaluate import load_questions, score_run
-from ragrerank.index import open_retriever
 from ragrerank.models import load_cross_encoder, resolve_model
 from ragrerank.rerank import Reranker, RerankSettings
-from ragrerank.runtime import MODES
+from ragrerank.rerank.runtime import RUNTIMES
+from ragrerank.retrieval import open_retriever
 from ragrerank.types import Hit
 
 RESULTS = RESULTS_DIR / "rerank.json"
@@ -56,15 +56,15 @@ def main() -> None:
     args = _parser().parse_args()
     settings, bi_encoder = load_settings_and_bi_encoder(args.threads)
     questions = [q for q in load_questions(args.questions) if q.in_scope]
-    hybrid = open_retriever(settings, "hybrid", bi_encoder)
+    hybrid = open_retriever(settings, "hybrid", model=bi_encoder)
     depth = max(args.candidates, args.depth)
     candidates = dict(zip([q.id for q in questions], hybrid.search_many([q.query for q in questions], depth)))
 
     folder = resolve_model("cross-encoder", settings.cross_encoder, settings).location
     baseline = CrossEncoder(folder, device="cpu")
     model = load_cross_encoder(settings.cross_encoder, settings)
-    modes = dict.fromkeys(["torch", *args.modes])  # fp32 torch: the reference of tau and P@3
-    rerankers = {mode: Reranker(model, RerankSettings(mode=mode, fusion_weight=None), settings.models_dir) for mode in modes}
+    modes = dict.fromkeys(["torch", *args.runtimes])  # fp32 torch: the reference of tau and P@3
+    rerankers = {mode: Reranker(model, RerankSettings(runtime=mode, fusion_weight=None), settings.models_dir) for mode in modes}
     timed = questions[: args.timed]
     seconds = _time_contenders(baseline, rerankers, timed, candidates, args.candidates)
     ranked = {
@@ -232,11 +232,11 @@ def _print(result: dict[str, Any]) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--questions", default=str(DEV_QUERIES), help="questions file (dev.jsonl schema)")
+    parser.add_argument("--questions", default=str(QUESTIONS), help="questions file with gold_files (e.g. ../shared/eval/dev.jsonl)")
     parser.add_argument("--timed", type=int, default=20, help="in-scope questions whose reranking is timed")
     parser.add_argument("--candidates", type=int, default=50, help="hybrid candidates reranked per timed question")
     parser.add_argument("--depth", type=int, default=30, help="hybrid candidates reranked for P@3 and tau")
-    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES, help="execution modes to compare")
+    parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES, help="cross-encoder runtimes to compare")
     parser.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     parser.add_argument("--out", default=str(RESULTS), help="where to write the JSON results")
     return parser

@@ -14,10 +14,10 @@ import random
 import time
 from pathlib import Path
 
-from common import DEV_QUERIES, RESULTS_DIR, THREADS_HELP, latency_ms, load_settings_and_bi_encoder, machine, write_results
+from common import QUESTIONS, RESULTS_DIR, THREADS_HELP, latency_ms, load_settings_and_bi_encoder, machine, write_results
 
-from ragrerank.index import embed_texts, open_retriever, read_manifest
-from ragrerank.io import read_jsonl
+from ragrerank.retrieval import embed_texts, open_retriever, read_manifest
+from ragrerank.evaluate.questions import load_queries
 
 RESULTS = RESULTS_DIR / "retrieval.json"
 
@@ -25,9 +25,9 @@ RESULTS = RESULTS_DIR / "retrieval.json"
 def main() -> None:
     args = _parser().parse_args()
     settings, model = load_settings_and_bi_encoder(args.threads)
-    retrievers = {mode: open_retriever(settings, mode, model) for mode in ("dense", "bm25", "hybrid")}
+    retrievers = {mode: open_retriever(settings, mode, model=model) for mode in ("dense", "bm25", "hybrid")}
     passages = retrievers["dense"].passages
-    queries = [record["query"] for record in read_jsonl(Path(args.queries))]
+    queries = [query for _, query in load_queries(args.queries)]
 
     sample = random.Random(42).sample(list(passages), min(args.sample, len(passages)) or len(passages))
     started = time.perf_counter()
@@ -66,7 +66,7 @@ def _print_table(result: dict) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sample", type=int, default=2000, help="passages to embed for throughput (0: all)")
-    parser.add_argument("--queries", default=str(DEV_QUERIES), help='JSONL file with a "query" per line')
+    parser.add_argument("--queries", default=str(QUESTIONS), help='JSONL file with a "query" per line')
     parser.add_argument("--k", type=int, default=10, help="results per query")
     parser.add_argument("--out", default=str(RESULTS), help="where to write the JSON results")
     parser.add_argument("--threads", type=int, default=0, help=THREADS_HELP)

@@ -28,13 +28,16 @@ from typing import Any
 import faiss
 import numpy as np
 import psutil
-from common import DEV_QUERIES, RESULTS_DIR, THREADS_HELP, latency_ms, load_settings_and_bi_encoder, machine, write_results
+from common import QUESTIONS, RESULTS_DIR, THREADS_HELP, latency_ms, load_settings_and_bi_encoder, machine, write_results
 
 from ragrerank.config import resolve_settings
 from ragrerank.errors import RagrerankError
-from ragrerank.index import DENSE_FILE, embed_texts, open_retriever, read_manifest
-from ragrerank.io import read_jsonl
-from ragrerank.milvus_store import OUTPUT_FIELDS, SEARCH_PARAMS, VECTOR, build_milvus, open_milvus_retriever
+from ragrerank.retrieval import embed_texts, open_faiss_retriever, read_manifest
+from ragrerank.retrieval.faiss_bm25 import DENSE_FILE
+from ragrerank.evaluate.questions import load_queries
+from ragrerank.retrieval.milvus import OUTPUT_FIELDS, open_milvus_retriever
+from ragrerank.retrieval.milvus_build import build_milvus
+from ragrerank.retrieval.milvus_client import SEARCH_PARAMS, VECTOR
 
 RESULTS = RESULTS_DIR / "stores.json"
 WIDTHS = (8, 9, 8, 17, 18)  # table columns after the store name
@@ -42,7 +45,7 @@ WIDTHS = (8, 9, 8, 17, 18)  # table columns after the store name
 
 def main() -> None:
     args = _parser().parse_args()
-    queries = [record["query"] for record in read_jsonl(Path(args.queries))]
+    queries = [query for _, query in load_queries(args.queries)]
     measured = {}
     with tempfile.TemporaryDirectory(prefix="bench-stores-") as scratch:
         for store in ("faiss", "milvus"):
@@ -95,7 +98,7 @@ def _serve(store: str, scratch: Path, queries: list[str], k: int, threads: int) 
     process = psutil.Process()
     before = process.memory_info().rss
     if store == "faiss":
-        retriever = open_retriever(settings, "dense", model)
+        retriever = open_faiss_retriever(settings, "dense", model)
 
         def store_search(vector: np.ndarray) -> None:
             retriever.index.search(vector[None, :], k)
@@ -148,7 +151,7 @@ def _print_table(result: dict[str, Any]) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--queries", default=str(DEV_QUERIES), help='JSONL file with a "query" per line')
+    parser.add_argument("--queries", default=str(QUESTIONS), help='JSONL file with a "query" per line')
     parser.add_argument("--k", type=int, default=10, help="results per query")
     parser.add_argument("--out", default=str(RESULTS), help="where to write the JSON results")
     parser.add_argument("--threads", type=int, default=0, help=THREADS_HELP)

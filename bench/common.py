@@ -1,4 +1,4 @@
-"""What every benchmark script shares: the dev questions, latency percentiles, the JSON results."""
+"""What every benchmark script shares: the default questions, latency percentiles, the JSON results."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from ragrerank.models import load_bi_encoder
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-DEV_QUERIES = PROJECT_ROOT.parent / "shared" / "eval" / "dev.jsonl"
+QUESTIONS = PROJECT_ROOT / "data" / "eval" / "k8s_questions.jsonl"  # the project's own; --questions takes any other
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 THREADS_HELP = "torch threads (0: torch's default); 1 avoids OpenMP stalls on a small, busy machine"
 

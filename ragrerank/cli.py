@@ -14,13 +14,11 @@ from typing import TYPE_CHECKING, get_args
 from ragrerank.config import Settings, resolve_settings
 from ragrerank.errors import RagrerankError
 from ragrerank.finetune import Recipe
-from ragrerank.runtime import MODES
+from ragrerank.rerank.runtime import RUNTIMES
 from ragrerank.types import Hit
 
 if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
-
-    from ragrerank.index import Retriever
+    from ragrerank.retrieval import Retriever
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -33,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             resolve_settings(docs=args.docs, home=args.home).with_models(
                 bi_encoder=args.bi_encoder, cross_encoder=args.cross_encoder, llm=args.llm
             ),
-            rerank_mode=args.rerank_mode,
+            runtime=_runtime(args),
         )
         return args.command(args, settings)
     except RagrerankError as error:
@@ -44,11 +42,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _runtime(args: argparse.Namespace) -> str:
+    """``--runtime``, or the deprecated ``--rerank-mode`` it replaced (one release, with a warning)."""
+    if args.rerank_mode is None:
+        return args.runtime or "torch"
+    if args.runtime is not None and args.runtime != args.rerank_mode:
+        raise RagrerankError(f"--runtime {args.runtime} and --rerank-mode {args.rerank_mode} disagree: pass --runtime only")
+    print("warning: --rerank-mode is deprecated and will be removed in the next release: use --runtime", file=sys.stderr)
+    return args.rerank_mode
+
+
 def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     from ragrerank.doctor import run_checks, versions
 
     if args.workshop:
-        from ragrerank.workshop import format_checks, workshop_checks
+        from ragrerank.series.workshop import format_checks, workshop_checks
 
         print(f"workshop check: artifacts in {settings.home}")
         checks = workshop_checks(settings)
@@ -75,23 +83,23 @@ def _passages(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _index(args: argparse.Namespace, settings: Settings) -> int:
-    from ragrerank.index import build_index
     from ragrerank.models import load_bi_encoder
+    from ragrerank.retrieval import build_index
 
     model = load_bi_encoder(settings.bi_encoder, settings)
     print(build_index(settings, model, kind=args.kind, force=args.force))
     if args.store == "milvus":
-        from ragrerank.milvus_store import build_milvus
+        from ragrerank.retrieval.milvus_build import build_milvus
 
         print(build_milvus(settings, model, args.milvus_uri, _milvus_token(), force=args.force))
     return 0
 
 
-def _first_stage(args: argparse.Namespace, settings: Settings, mode: str, model: SentenceTransformer | None) -> Retriever:
-    """The first-stage retriever on the chosen store (FAISS in process, or Milvus)."""
-    from ragrerank.milvus_store import open_store_retriever
+def _first_stage(args: argparse.Namespace, settings: Settings) -> Retriever:
+    """The first-stage retriever of ``--mode`` on ``--store`` (FAISS in process, or Milvus)."""
+    from ragrerank.retrieval import open_retriever
 
-    return open_store_retriever(settings, args.store, mode, model, milvus_uri=args.milvus_uri, milvus_token=_milvus_token())
+    return open_retriever(settings, args.mode, store=args.store, milvus_uri=args.milvus_uri, milvus_token=_milvus_token())
 
 
 def _milvus_token() -> str:
@@ -100,19 +108,19 @@ def _milvus_token() -> str:
 
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:
-    from ragrerank.index import search_queries
-    from ragrerank.models import load_bi_encoder
+    from ragrerank.evaluate.questions import load_queries
+    from ragrerank.retrieval import search_queries
 
     if (args.query is None) == (args.queries is None):
         raise RagrerankError("search needs either a QUERY or --queries FILE.jsonl (not both)")
-    model = None if args.mode == "bm25" else load_bi_encoder(settings.bi_encoder, settings)
-    retriever = _first_stage(args, settings, args.mode, model)
+    queries = load_queries(args.queries) if args.queries is not None else ()  # a bad file fails before models load
+    retriever = _first_stage(args, settings)
     if args.rerank:
         from ragrerank.rerank import Reranker, RerankingRetriever
 
         retriever = RerankingRetriever(retriever, Reranker.from_settings(settings), args.candidates)
     if args.queries is not None:
-        for record in search_queries(retriever, Path(args.queries), args.k):
+        for record in search_queries(retriever, queries, args.k):
             print(json.dumps(record, ensure_ascii=False))
         return 0
     hits = retriever.search(args.query, args.k)
@@ -124,14 +132,12 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
-    from ragrerank.answer import LLM, AnswerSettings, answer
-    from ragrerank.decision import Thresholds
-    from ragrerank.index import open_retriever
-    from ragrerank.models import load_bi_encoder, load_llm
+    from ragrerank.answer import LLM, AnswerSettings, Thresholds, answer
+    from ragrerank.models import load_llm
     from ragrerank.rerank import Reranker
+    from ragrerank.retrieval import open_retriever
 
-    bi_encoder = load_bi_encoder(settings.bi_encoder, settings)
-    first_stage = _first_stage(args, settings, args.mode, bi_encoder)
+    first_stage = _first_stage(args, settings)
     fallback = open_retriever(settings, "bm25")
     reranker = Reranker.from_settings(settings)
     thresholds = Thresholds(**{name: value for name, value in (("answer", args.threshold), ("coverage", args.coverage)) if value is not None})
@@ -212,9 +218,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cross-encoder", help="cross-encoder name or folder")
     parser.add_argument("--llm", help="chat LLM name or folder")
     parser.add_argument(
-        "--rerank-mode", choices=MODES, default="torch",
-        help="how the cross-encoder runs: torch (fp32, exact), torch-bf16 (about 3x faster on CPUs with AMX), onnx, onnx-int8",
+        "--runtime", choices=RUNTIMES, default=None,
+        help="how the cross-encoder runs: torch (fp32, exact; the default), torch-bf16 (about 3x faster on CPUs with AMX), "
+        "onnx, onnx-int8",
     )
+    parser.add_argument("--rerank-mode", choices=RUNTIMES, help=argparse.SUPPRESS)  # the old name of --runtime
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument("--store", choices=["faiss", "milvus"], default="faiss", help="where dense vectors are searched")

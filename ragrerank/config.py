@@ -44,7 +44,7 @@ class Settings:
     bi_encoder: str = DEFAULT_BI_ENCODER
     cross_encoder: str = DEFAULT_CROSS_ENCODER
     llm: str = DEFAULT_LLM
-    rerank_mode: str = "torch"  # how the cross-encoder runs (runtime.MODES); torch-bf16 is ~3x faster on AMX CPUs
+    runtime: str = "torch"  # how the cross-encoder runs (rerank.runtime.RUNTIMES); torch-bf16 is ~3x faster on AMX CPUs
     docs_origin: str = field(default="", compare=False)  # how docs_root was found, for `doctor`
 
     @property

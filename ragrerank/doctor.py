@@ -17,7 +17,7 @@ PACKAGES = ("ragrerank", "torch", "sentence-transformers", "transformers", "fais
 @dataclass(frozen=True)
 class Check:
     """One line of the report; ``missing`` lines make doctor exit non-zero, any line not ``ok`` fails
-    the workshop check (``ragrerank.workshop``), which prints ``fix`` under it."""
+    the workshop check (``ragrerank.series.workshop``), which prints ``fix`` under it."""
 
     name: str
     status: Literal["ok", "missing", "not built", "stale", "low"]

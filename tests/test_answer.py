@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from ragrerank.answer import LLM, AnswerSettings, answer
-from ragrerank.decision import Thresholds
+from ragrerank.answer import LLM, AnswerSettings, Thresholds, answer
 from ragrerank.errors import RagrerankError
 from ragrerank.rerank import Reranker
 from ragrerank.types import Hit, Passage
@@ -101,7 +100,7 @@ def test_citation_urls_point_at_the_passage_pages(reranker):
 
 @pytest.mark.parametrize("question", ["", "   ", "\n\t"])
 def test_empty_question_is_a_clear_error(reranker, question):
-    with pytest.raises(RagrerankError, match="empty question"):
+    with pytest.raises(RagrerankError, match="empty query"):
         answer(question, FixedRetriever(JOBS), FixedRetriever(OTHER), reranker, None)
 
 

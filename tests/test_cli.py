@@ -53,11 +53,29 @@ def test_passages_command_writes_the_file_it_reports(tmp_path, capsys):
     assert f"passages: {len(load_passages(out))}" in report
 
 
-def test_unknown_rerank_mode_is_refused_with_the_valid_ones(capsys):
+def test_unknown_runtime_is_refused_with_the_valid_ones(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["--rerank-mode", "fast", "doctor"])
+        main(["--runtime", "fast", "doctor"])
     assert exit_info.value.code == 2
     assert "torch-bf16" in capsys.readouterr().err
+
+
+def test_the_old_rerank_mode_flag_still_works_with_a_deprecation_warning(monkeypatch, capsys):
+    seen = {}
+    monkeypatch.setattr("ragrerank.cli._doctor", lambda args, settings: seen.setdefault("runtime", settings.runtime) and 0)
+    assert main(["--rerank-mode", "torch-bf16", "doctor"]) == 0
+    assert seen["runtime"] == "torch-bf16"
+    assert "--rerank-mode is deprecated" in capsys.readouterr().err
+    assert main(["--runtime", "onnx", "--rerank-mode", "torch-bf16", "doctor"]) == 2
+    assert "disagree" in capsys.readouterr().err
+
+
+def test_a_queries_file_that_is_not_utf8_is_named_in_one_line(tmp_path, capsys):
+    queries = tmp_path / "q.jsonl"
+    queries.write_bytes(b"\xff\xfe")
+    code = main(["--home", str(tmp_path), "search", "--queries", str(queries), "--mode", "bm25"])
+    assert code == 2
+    assert f"{queries} is not UTF-8 text" in capsys.readouterr().err
 
 
 def test_search_without_an_index_says_how_to_build_it(settings, tmp_path, capsys):

@@ -1,6 +1,6 @@
 import pytest
 
-from ragrerank.decision import Thresholds, decide
+from ragrerank.answer import Thresholds, decide
 from ragrerank.errors import RagrerankError
 
 

@@ -11,10 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ragrerank.decision import Thresholds
+from ragrerank.answer import Thresholds
 from ragrerank.errors import RagrerankError
+from ragrerank.corpus.markdown import strip_marks
 from ragrerank.evaluate import (
     EvalConfig,
+    Reranking,
     Question,
     calibrate_threshold,
     calibration_split,
@@ -24,7 +26,6 @@ from ragrerank.evaluate import (
     evidence_hit,
     format_report,
     load_questions,
-    normalise,
     paired_bootstrap,
     parse_config,
     parse_configs,
@@ -88,7 +89,7 @@ def test_recall_uses_the_candidates_not_the_reranked_top():
 
 
 def test_evidence_is_compared_after_normalising_markdown_and_whitespace():
-    assert normalise("a `kubectl`\n   **call** _here_ on my_var, see [Pods](/docs/pods/)") == (
+    assert strip_marks("a `kubectl`\n   **call** _here_ on my_var, see [Pods](/docs/pods/)") == (
         "a kubectl call here on my_var, see Pods"
     )
     question = QUESTIONS[0]
@@ -98,26 +99,26 @@ def test_evidence_is_compared_after_normalising_markdown_and_whitespace():
 
 
 def test_parse_config_and_its_errors():
-    assert parse_config("hybrid+rerank@30") == EvalConfig("hybrid+rerank@30", "hybrid", True, 30)
+    assert parse_config("hybrid+rerank@30") == EvalConfig("hybrid+rerank@30", "hybrid", Reranking.SHIPPED, 30)
     assert parse_config(" Hybrid+rerank ").name == "hybrid+rerank@50"
-    assert parse_config("bm25@100") == EvalConfig("bm25@100", "bm25", False, 100)
-    assert parse_config("dense+ce@10") == EvalConfig("dense+ce@10", "dense", True, 10, pure=True)
-    assert parse_config("dense+ce@10").reranker_key == "|pure" != parse_config("dense+rerank@10").reranker_key
+    assert parse_config("bm25@100") == EvalConfig("bm25@100", "bm25", Reranking.NONE, 100)
+    assert not parse_config("bm25@100").reranks
+    assert parse_config("dense+ce@10") == EvalConfig("dense+ce@10", "dense", Reranking.CROSS_ENCODER, 10)
+    assert parse_config("dense+ce@10").reranker_key == "+ce" != parse_config("dense+rerank@10").reranker_key
     assert [c.name for c in parse_configs("dense,bm25, hybrid")] == ["dense", "bm25", "hybrid"]
     pure, fused = parse_config("hybrid+ql@30"), parse_config("hybrid+qlfused@30")
-    assert pure.query_likelihood and fused.query_likelihood and pure.pure and not fused.pure
+    assert pure.reranking.pure and not fused.reranking.pure
+    assert not pure.reranking.uses_cross_encoder and not fused.reranking.uses_cross_encoder
     assert len({pure.reranker_key, fused.reranker_key, parse_config("hybrid+ce@30").reranker_key}) == 3
     for bad in ("vector", "hybrid@0", "hybrid+rerank@x", "dense+bm25", "dense+qlx"):
         with pytest.raises(RagrerankError, match="MODE|candidates"):
             parse_config(bad)
     with pytest.raises(RagrerankError, match="repeat"):
         parse_configs("hybrid+rerank,hybrid+rerank@50")
-    with pytest.raises(RagrerankError, match="does not rerank"):
+    with pytest.raises(RagrerankError, match="reranks by none: it takes no cross-encoder"):
         EvalConfig("x", "dense", cross_encoder="some/model")
-    with pytest.raises(RagrerankError, match="does not rerank"):
-        EvalConfig("x", "dense", pure=True)
     with pytest.raises(RagrerankError, match="takes no cross-encoder"):
-        EvalConfig("x", "dense", rerank=True, query_likelihood=True, cross_encoder="some/model")
+        EvalConfig("x", "dense", Reranking.QUERY_LIKELIHOOD, cross_encoder="some/model")
 
 
 # -------------------------------------------------------------------- decisions and statistics
@@ -226,8 +227,8 @@ class ReverseReranker:
 def test_evaluate_shares_the_first_stage_and_reports_every_config():
     by_query = {q.query: RUN[q.id] for q in QUESTIONS}
     hybrid = FakeRetriever("hybrid", by_query)
-    configs = [EvalConfig("hybrid", "hybrid"), EvalConfig("hybrid+rerank@3", "hybrid", True, 3, "fake")]
-    report = evaluate(QUESTIONS, configs, {"hybrid": hybrid}, {"fake": ReverseReranker()}, source="tiny")
+    configs = [EvalConfig("hybrid", "hybrid"), EvalConfig("hybrid+rerank@3", "hybrid", Reranking.SHIPPED, 3, "fake")]
+    report = evaluate(QUESTIONS, configs, {"hybrid": hybrid}, {"fake+rerank": ReverseReranker()}, source="tiny")
     assert hybrid.calls == len(QUESTIONS)  # one search per question serves both configs
     assert report.summary["config"].tolist() == ["hybrid", "hybrid+rerank@3"]
     assert report.summary.loc[0, "P@1"] == 0.5 and report.summary.loc[0, "RR@10"] == 0.75
@@ -245,8 +246,8 @@ def test_evaluate_shares_the_first_stage_and_reports_every_config():
 
 def test_changes_list_rescued_and_broken_questions_with_gold_ranks():
     by_query = {q.query: RUN[q.id] for q in QUESTIONS}
-    configs = [EvalConfig("hybrid", "hybrid"), EvalConfig("hybrid+ce@3", "hybrid", True, 3, "fake", pure=True)]
-    report = evaluate(QUESTIONS, configs, {"hybrid": FakeRetriever("hybrid", by_query)}, {"fake|pure": ReverseReranker()})
+    configs = [EvalConfig("hybrid", "hybrid"), EvalConfig("hybrid+ce@3", "hybrid", Reranking.CROSS_ENCODER, 3, "fake")]
+    report = evaluate(QUESTIONS, configs, {"hybrid": FakeRetriever("hybrid", by_query)}, {"fake+ce": ReverseReranker()})
     changes = report.changes("hybrid", "hybrid+ce@3", "RR@10")
     # q1: gold a.md rises from rank 2 to 1 (RR 0.5 → 1); q2 unchanged at rank 1; q3 is out of scope
     assert changes.to_dict("records") == [

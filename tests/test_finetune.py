@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from ragrerank.errors import RagrerankError
-from ragrerank.finetune import BUDGETS, fit_fusion_weight, fuse, reranking_measures, save_model, train
-from ragrerank.querygen import as_question, clean_text, generate_queries
-from ragrerank.trainset import (
+from ragrerank.finetune import BUDGETS, FinetuneReport, fit_fusion_weight, reranking_measures, save_model, train
+from ragrerank.finetune.querygen import as_question, clean_text, generate_queries
+from ragrerank.finetune.trainset import (
     ValidationQuery,
     build_training_set,
     is_validation_page,
@@ -19,6 +19,7 @@ from ragrerank.trainset import (
     load_training_set,
     save_training_set,
 )
+from ragrerank.rerank import fuse
 from ragrerank.types import Hit, Passage
 
 TOPICS = ["pod", "job", "service", "volume", "secret", "node", "ingress", "quota", "probe", "taint", "lease", "role"]
@@ -129,11 +130,11 @@ def test_teacher_scores_label_the_positive_first_and_survive_a_round_trip(docs: 
 def test_distillation_target_mixes_the_teacher_with_the_positive() -> None:
     import torch
 
-    from ragrerank.finetune import DISTILL_GOLD_SHARE, _distill_target
+    from ragrerank.finetune.train import _distill_target
 
-    target = torch.softmax(_distill_target([-4.0, -1.0, -4.0], "cpu"), dim=0)  # the teacher prefers a negative
+    target = torch.softmax(_distill_target([-4.0, -1.0, -4.0], "cpu", 0.5), dim=0)  # the teacher prefers a negative
     assert torch.isclose(target.sum(), torch.tensor(1.0))
-    assert target[0] > DISTILL_GOLD_SHARE and target[1] > target[2]  # the positive keeps its share, the teacher orders the rest
+    assert target[0] > 0.5 and target[1] > target[2]  # the positive keeps its share, the teacher orders the rest
 
 
 def test_empty_or_tiny_training_sets_fail_clearly(docs: tuple[Path, list[Passage]]) -> None:
@@ -179,8 +180,6 @@ def test_tiny_training_run_keeps_the_best_checkpoint(docs: tuple[Path, list[Pass
     model, history = train(trainset, base_model, budget, "margin-listwise", device="cpu", log=lambda _line: None)
     assert history["steps"] >= 2 and [phase["loss"] for phase in history["phases"]] == ["margin-mse", "listwise"]
     assert history["best_ndcg"] == max(ndcg for _step, ndcg in history["evaluations"])
-    from ragrerank.finetune import FinetuneReport
-
     report = FinetuneReport("", base_model, "tiny", "margin-listwise", "cpu", 1.0, 4, 0, 1.0, {})
     save_model(model, report, tmp_path / "k8s-cross-encoder", "# card\n")
     assert {"config.json", "fusion.json", "README.md"} <= {p.name for p in (tmp_path / "k8s-cross-encoder").iterdir()}

@@ -4,7 +4,7 @@ import json
 import re
 
 from ragrerank.config import PROJECT_ROOT
-from ragrerank.workshop import KERNEL_NAME, series, solution_name
+from ragrerank.series.workshop import KERNEL_NAME, series, solution_name
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 SOLUTIONS = NOTEBOOKS / "solutions"
@@ -83,5 +83,5 @@ def test_every_notebook_runs_on_the_project_kernel():
 
 def assert_setup_first_and_no_pip(name: str, notebook: list[dict]) -> None:
     code = next(text(cell) for cell in notebook if cell["cell_type"] == "code")
-    assert "ragrerank.notebook.setup(" in code, f"{name}: first code cell must call ragrerank.notebook.setup"
+    assert "ragrerank.series.setup(" in code, f"{name}: first code cell must call ragrerank.series.setup"
     assert not any("!pip" in text(cell) for cell in notebook), f"{name}: no !pip install cells"

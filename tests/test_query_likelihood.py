@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ragrerank.errors import RagrerankError
-from ragrerank.query_likelihood import QueryLikelihood, QueryLikelihoodReranker
+from ragrerank.rerank.query_likelihood import QueryLikelihood, QueryLikelihoodReranker
 from ragrerank.types import Hit, Passage
 
 QUESTION = "how do I keep a database password out of my container image"
@@ -71,7 +71,7 @@ def test_infinite_fusion_weight_keeps_the_first_stage_order_and_shares_the_cache
 
 def test_bad_input_is_a_clear_error(scorer):
     assert QueryLikelihoodReranker(scorer).rerank(QUESTION, []) == []
-    with pytest.raises(RagrerankError, match="query is empty"):
+    with pytest.raises(RagrerankError, match="empty query"):
         scorer.score("  ", TEXTS)
     with pytest.raises(RagrerankError, match="fusion_weight"):
         QueryLikelihoodReranker(scorer, fusion_weight=-1.0)

@@ -163,7 +163,7 @@ def mode_models_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("mode", ["torch-bf16", "onnx", "onnx-int8"])
 def test_each_mode_keeps_the_fp32_top_3(reranker, mode_models_dir, mode):
-    fast = Reranker(reranker.model, RerankSettings(batch_size=4, mode=mode), mode_models_dir)
+    fast = Reranker(reranker.model, RerankSettings(batch_size=4, runtime=mode), mode_models_dir)
     reference = reranker.predict(QUERY, MODE_TEXTS)
     logits = fast.predict(QUERY, MODE_TEXTS)
     assert logits.shape == reference.shape and np.isfinite(logits).all()
@@ -173,7 +173,7 @@ def test_each_mode_keeps_the_fp32_top_3(reranker, mode_models_dir, mode):
 def test_onnx_fp32_matches_torch_on_padded_batches(reranker, mode_models_dir):
     """Passages of very different lengths in one batch: the exported graph must honour the mask."""
     texts = ["short", "a much longer passage about Pods " * 20, "", "medium passage about Jobs " * 5]
-    onnx = Reranker(reranker.model, RerankSettings(batch_size=4, mode="onnx"), mode_models_dir)
+    onnx = Reranker(reranker.model, RerankSettings(batch_size=4, runtime="onnx"), mode_models_dir)
     np.testing.assert_allclose(onnx.predict("what is a pod", texts), reranker.predict("what is a pod", texts), atol=1e-3)
 
 
@@ -181,18 +181,18 @@ def test_onnx_fp32_matches_torch_on_padded_batches(reranker, mode_models_dir):
 def test_batch_size_and_shape_padding_do_not_change_the_logits(reranker, mode_models_dir, batch_size):
     """6 pairs at batch size 4 run as 3+3, padded to 16 tokens; every split gives the same logits."""
     texts = MODE_TEXTS + ["a much longer passage about Pods " * 20, "short"]
-    onnx = Reranker(reranker.model, RerankSettings(batch_size=batch_size, mode="onnx"), mode_models_dir)
+    onnx = Reranker(reranker.model, RerankSettings(batch_size=batch_size, runtime="onnx"), mode_models_dir)
     np.testing.assert_allclose(onnx.predict(QUERY, texts), reranker.predict(QUERY, texts), atol=1e-3)
 
 
 def test_from_settings_runs_the_mode_the_settings_name(settings):
     from dataclasses import replace
 
-    assert Reranker.from_settings(replace(settings, rerank_mode="torch-bf16")).settings.mode == "torch-bf16"
+    assert Reranker.from_settings(replace(settings, runtime="torch-bf16")).settings.runtime == "torch-bf16"
 
 
 def test_onnx_export_is_built_once_per_weights(reranker, mode_models_dir):
-    from ragrerank.runtime import export_onnx
+    from ragrerank.rerank.runtime import export_onnx
 
     first = export_onnx(reranker.model, mode_models_dir)
     stamp = (first / "model.onnx").stat().st_mtime_ns
@@ -201,9 +201,9 @@ def test_onnx_export_is_built_once_per_weights(reranker, mode_models_dir):
     assert [path.name for path in mode_models_dir.iterdir()] == [first.name]  # no scratch folder left behind
 
 
-def test_unknown_mode_names_the_valid_ones():
-    with pytest.raises(RagrerankError, match="unknown rerank mode 'fast'.*torch, torch-bf16.*onnx-int8"):
-        RerankSettings(mode="fast")
+def test_unknown_runtime_names_the_valid_ones():
+    with pytest.raises(RagrerankError, match="unknown cross-encoder runtime 'fast'.*torch, torch-bf16.*onnx-int8"):
+        RerankSettings(runtime="fast")
 
 
 def test_rerank_serves_repeated_pairs_from_the_cache(untrained_cross_encoder):

@@ -9,8 +9,8 @@ from ragrerank.cli import main
 from ragrerank.config import HOW_TO_GET_DOCS, PROJECT_ROOT, Settings, resolve_settings
 from ragrerank.corpus import build_passages, load_passages, write_passages
 from ragrerank.errors import RagrerankError
-from ragrerank.index import build_index
-from ragrerank.workshop import PREPARE, Tutorial, agenda, update_agenda, workshop_checks
+from ragrerank.retrieval import build_index
+from ragrerank.series.workshop import PREPARE, Tutorial, agenda, update_agenda, workshop_checks
 
 FIXTURE_DOCS = PROJECT_ROOT / "tests" / "fixtures" / "docs"
 
