@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, get_args
 
 from ragrerank.config import Settings, resolve_settings
 from ragrerank.errors import RagrerankError
-from ragrerank.finetune import Recipe
+from ragrerank.finetune import BUDGETS, WRITTEN_QUESTIONS, Recipe
 from ragrerank.rerank.runtime import RUNTIMES
 from ragrerank.types import Hit
 
@@ -167,7 +167,12 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 def _finetune(args: argparse.Namespace, settings: Settings) -> int:
     from ragrerank.finetune import finetune
 
-    report = finetune(settings, budget=args.budget, base=args.base, device=args.device, recipe=args.recipe)
+    questions = None if args.generated else Path(args.questions)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    report = finetune(
+        settings, budget=args.budget, base=args.base, device=args.device, recipe=args.recipe, questions=questions,
+        checkpoint=checkpoint, out=Path(args.out) if args.out else None,
+    )
     print(f"model: {report.model_dir} (fusion weight {report.fusion_weight:g})")
     for name in ("first_stage_MRR@10", "pure_MRR@10", "fused_MRR@10"):
         if name in report.validation:
@@ -255,11 +260,18 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--candidates", type=int, default=50, help="first-stage candidates to rerank")
     search.set_defaults(command=_search)
 
-    finetune = commands.add_parser("finetune", help="train the project's cross-encoder on the docs (offline)")
-    finetune.add_argument("--budget", choices=["quick", "full"], default="quick", help="quick: ≤ 12 min on 2 CPU cores")
+    finetune = commands.add_parser("finetune", help="train the project's cross-encoder on hand-written questions (offline)")
+    finetune.add_argument(
+        "--budget", choices=list(BUDGETS), default="quick",
+        help="quick: a dozen steps (CI, notebook 04); cpu: an hour in the background on 2 cores; full: a GPU",
+    )
     finetune.add_argument("--base", help="start from this model (default: the project's model, else all-MiniLM-L6-v2)")
     finetune.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    finetune.add_argument("--recipe", choices=list(get_args(Recipe)), default="margin-listwise")
+    finetune.add_argument("--recipe", choices=list(get_args(Recipe)), default="listwise")
+    finetune.add_argument("--questions", default=str(WRITTEN_QUESTIONS), help="hand-written training questions (JSONL)")
+    finetune.add_argument("--generated", action="store_true", help="train on questions generated from the docs instead")
+    finetune.add_argument("--checkpoint", help="save the run's state here at every check, and resume from it if it exists")
+    finetune.add_argument("--out", help="model folder (default: models/k8s-cross-encoder in the artifacts folder)")
     finetune.set_defaults(command=_finetune)
 
     evaluate = commands.add_parser("eval", parents=[store], help="measure retrieval and reranking configs on a questions file")

@@ -10,10 +10,12 @@ import pytest
 
 from ragrerank.errors import RagrerankError
 from ragrerank.finetune import BUDGETS, FinetuneReport, fit_fusion_weight, reranking_measures, save_model, train
+from ragrerank.finetune.questions import TrainingQuestion
 from ragrerank.finetune.querygen import as_question, clean_text, generate_queries
 from ragrerank.finetune.trainset import (
     ValidationQuery,
     build_training_set,
+    build_written_set,
     is_validation_page,
     label_with_teacher,
     load_training_set,
@@ -203,3 +205,37 @@ def test_measures_keep_the_candidate_order_on_tied_scores() -> None:
     measures = reranking_measures([[0.0, 0.0]], [query], math.inf)
     assert measures["first stage"]["P@1"] == 0.0 and measures["first stage"]["MRR@10"] == 0.5
     assert measures["cross-encoder alone"]["MRR@10"] == 0.5  # tied logits keep the first-stage order too
+
+
+def _written(passages: list[Passage]) -> list[tuple[TrainingQuestion, Passage]]:
+    """One hand-written question per passage, resolved to it (the evidence is the passage's own words)."""
+    return [
+        (TrainingQuestion(f"what do I set for {p.id}", "howto", p.path, p.heading, " ".join(p.text.split()[2:11])), p)
+        for p in passages
+    ]
+
+
+def test_written_questions_mix_hard_and_random_negatives_from_other_pages(docs: tuple[Path, list[Passage]]) -> None:
+    _, passages = docs
+    trainset = build_written_set(_written(passages), _lexical_search(passages), passages, 2, 2, validation_fraction=0.3)
+    assert trainset.train and trainset.validation
+    for example in trainset.train:
+        assert len(example.negatives) == 4 and len({n.id for n in example.negatives}) == 4
+        assert example.positive.path not in {negative.path for negative in example.negatives}
+    assert all(is_validation_page(path, 0.3) for query in trainset.validation for path in query.relevant_paths)
+    assert not any(is_validation_page(example.positive.path, 0.3) for example in trainset.train)
+    with pytest.raises(RagrerankError, match="no training question was resolved"):
+        build_written_set([], _lexical_search(passages), passages, 2, 2)
+
+
+def test_a_run_with_a_checkpoint_resumes_where_it_stopped(docs: tuple[Path, list[Passage]], base_model: str, tmp_path: Path) -> None:
+    _, passages = docs
+    trainset = build_written_set(_written(passages), _lexical_search(passages), passages, 2, 1, validation_fraction=0.3)
+    budget = replace(BUDGETS["quick"], max_examples=8, batch_size=2, max_length=64, eval_every=2, warm_start_share=0.0)
+    checkpoint = tmp_path / "run.ckpt"
+    _, first = train(trainset, base_model, budget, "listwise", device="cpu", log=lambda _line: None, checkpoint=checkpoint)
+    assert checkpoint.is_file() and first["steps"] == 4
+    lines: list[str] = []
+    _, again = train(trainset, base_model, budget, "listwise", device="cpu", log=lines.append, checkpoint=checkpoint)
+    assert lines[0].startswith("resumed at step 4") and again["steps"] == 4  # nothing left to do
+    assert again["best_ndcg"] == first["best_ndcg"] and again["evaluations"] == first["evaluations"]

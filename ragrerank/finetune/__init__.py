@@ -7,7 +7,7 @@ card and saves the model atomically, and ``run.finetune`` does all of it (``ragr
 """
 
 from ragrerank.finetune.artifact import FinetuneReport, fit_fusion_weight, model_card, reranking_measures, save_model, score_candidates
-from ragrerank.finetune.run import PROJECT_QUESTIONS, finetune
+from ragrerank.finetune.run import PROJECT_QUESTIONS, WRITTEN_QUESTIONS, finetune
 from ragrerank.finetune.querygen import GeneratedQuery, generate_queries
 from ragrerank.finetune.train import BUDGETS, Budget, Recipe, is_bi_encoder, load_base, train, validation_ndcg
 from ragrerank.finetune.trainset import (
@@ -15,6 +15,7 @@ from ragrerank.finetune.trainset import (
     TrainingSet,
     ValidationQuery,
     build_training_set,
+    build_written_set,
     label_with_teacher,
     load_training_set,
     question_set,
@@ -29,9 +30,11 @@ __all__ = [
     "PROJECT_QUESTIONS",
     "Recipe",
     "TrainingExample",
+    "WRITTEN_QUESTIONS",
     "TrainingSet",
     "ValidationQuery",
     "build_training_set",
+    "build_written_set",
     "finetune",
     "fit_fusion_weight",
     "generate_queries",

@@ -10,11 +10,12 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ragrerank.errors import RagrerankError
+from ragrerank.io import atomic_write
 from ragrerank.finetune.trainset import TrainingExample, TrainingSet, ValidationQuery
 
 if TYPE_CHECKING:
@@ -45,12 +46,16 @@ class Budget:
     validation_queries: int  # held-out questions scored at each check (all of them for the final report)
     max_queries: int  # generated questions to mine negatives for (mining costs a hybrid search each)
     distill_gold_share: float = 0.5  # distill: the listwise target mixes the teacher's distribution with the known positive
+    random_negatives: int = 0  # hand-written questions: easy negatives drawn at random from other pages, besides the hard ones
+    cpu_bf16: bool = False  # bfloat16 autocast on a CPU too (fast with AMX; off where outputs must match on every machine)
 
 
 BUDGETS = {
     # quick: a dozen steps refine a trained model; the cap only guards a machine much slower than 2 cores
     "quick": Budget("quick", 480.0, 48, 7, 4, 2e-5, 256, 6, 2, 0.0, 20, 1500),
     "full": Budget("full", 420.0, 60000, 15, 32, 5e-5, 320, 150, 4, 0.3, 300, 100000),
+    # cpu: the long run on hand-written questions, in the background with checkpoints (~1 question a second)
+    "cpu": Budget("cpu", 3600.0, 6000, 3, 8, 3e-5, 256, 100, 4, 0.0, 100, 0, random_negatives=2, cpu_bf16=True),
 }
 
 
@@ -75,6 +80,19 @@ def load_base(base: str, device: str, max_length: int) -> CrossEncoder:
     return model.to(torch.float32)
 
 
+@dataclass
+class _Progress:
+    """Where a run stands: what a checkpoint saves and a resumed run starts from."""
+
+    step: int = 0
+    phase: int = 0  # index of the phase under way
+    phase_step: int = 0  # steps done within it
+    best_ndcg: float = -1.0
+    best_step: int = 0
+    best_state: dict[str, object] | None = None
+    history: dict[str, list] = field(default_factory=lambda: {"evaluations": [], "losses": [], "phases": []})
+
+
 def train(
     trainset: TrainingSet,
     base: str,
@@ -84,15 +102,17 @@ def train(
     seed: int = 13,
     teacher: str | None = None,
     log: Callable[[str], None] = print,
+    checkpoint: Path | None = None,
 ) -> tuple[CrossEncoder, dict[str, object]]:
     """Train from ``base`` and return the best checkpoint by validation nDCG@10, with its history.
 
     Step 0 is a checkpoint too: a run that only makes the base worse returns the base unchanged.
     ``teacher`` is the bi-encoder whose margins the MarginMSE warm start distils; it defaults to
-    ``base`` when that is a bi-encoder folder, and without one the warm start is skipped.
+    ``base`` when that is a bi-encoder folder, and without one the warm start is skipped. With
+    ``checkpoint``, the run's state is saved there (atomically) at every validation check, and a run
+    given an existing checkpoint resumes from it: the long CPU run survives being stopped.
     """
     import torch
-    from sentence_transformers.cross_encoder import losses
 
     _check_budget(trainset, budget)
     if recipe in DISTILL_RECIPES and not all(example.teacher_scores for example in trainset.train):
@@ -105,51 +125,104 @@ def train(
     model = load_base(base, device, budget.max_length)
     started = time.monotonic()
     checks = random.Random(seed).sample(trainset.validation, min(budget.validation_queries, len(trainset.validation)))
-    best = {"ndcg": validation_ndcg(model, checks), "step": 0, "state": _state(model)}
-    history: dict[str, object] = {"evaluations": [[0, best["ndcg"]]], "losses": [], "phases": []}
-    log(f"step 0: validation nDCG@10 {best['ndcg']:.4f}")
+    progress = _load_checkpoint(checkpoint, model) if checkpoint is not None and checkpoint.is_file() else None
+    if progress is None:
+        ndcg = validation_ndcg(model, checks)
+        progress = _Progress(best_ndcg=ndcg, best_state=_state(model))
+        progress.history["evaluations"].append([0, ndcg])
+        log(f"step 0: validation nDCG@10 {ndcg:.4f}")
+    else:
+        log(f"resumed at step {progress.step} (best validation nDCG@10 {progress.best_ndcg:.4f} at step {progress.best_step})")
     teacher = teacher or (base if is_bi_encoder(base) else None)
-    phases = _phases(recipe, budget, teacher is not None)
-    step = 0
-    for loss_name, share in phases:
-        loss = _loss(loss_name, model, losses)
-        batches = _batches(_draw(trainset.train, int(budget.max_examples * share)), budget.batch_size)
-        total = len(batches)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=budget.learning_rate, weight_decay=0.01)
-        phase_started, phase_seconds = time.monotonic(), budget.max_seconds * share
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_linear(total))
-        margins = _teacher(teacher, device) if loss_name == "margin-mse" else None
-        stale, phase_first_step = 0, step + 1
-        model.train()
-        for batch in batches:
-            columns, labels = _columns(batch, loss_name, margins, device, budget.distill_gold_share)
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
-                value = loss(columns, labels)
-            value.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            step += 1
-            history["losses"].append([step, round(value.item(), 6)])
-            out_of_time = time.monotonic() - phase_started > phase_seconds
-            last = step == phase_first_step + len(batches) - 1
-            if step % budget.eval_every == 0 or out_of_time or last:
-                ndcg = validation_ndcg(model, checks)
-                model.train()
-                history["evaluations"].append([step, ndcg])
-                log(f"step {step} ({loss_name}, loss {value.item():.4f}): validation nDCG@10 {ndcg:.4f}")
-                if ndcg > best["ndcg"]:
-                    best, stale = {"ndcg": ndcg, "step": step, "state": _state(model)}, 0
-                else:
-                    stale += 1
-                if stale >= budget.patience or out_of_time:
-                    break
-        history["phases"].append({"loss": loss_name, "steps": step})
-    model.load_state_dict(best["state"])
+    for number, (loss_name, share) in enumerate(_phases(recipe, budget, teacher is not None)):
+        batches = _batches(_draw(trainset.train, int(budget.max_examples * share)), budget.batch_size)  # drawn even when
+        if number >= progress.phase:  # resuming past this phase, so later phases draw the same batches
+            _train_phase(model, loss_name, batches, budget, share, teacher, device, checks, progress, log, checkpoint)
+    model.load_state_dict(progress.best_state)
     model.eval()
-    history.update(steps=step, best_step=best["step"], best_ndcg=best["ndcg"], seconds=time.monotonic() - started)
-    return model, history
+    history = {**progress.history, "steps": progress.step, "best_step": progress.best_step, "best_ndcg": progress.best_ndcg}
+    return model, {**history, "seconds": time.monotonic() - started}
+
+
+def _train_phase(  # noqa: PLR0913 - one phase of train(), which owns every argument
+    model: CrossEncoder,
+    loss_name: str,
+    batches: list[list[TrainingExample]],
+    budget: Budget,
+    share: float,
+    teacher: str | None,
+    device: str,
+    checks: Sequence[ValidationQuery],
+    progress: _Progress,
+    log: Callable[[str], None],
+    checkpoint: Path | None,
+) -> None:
+    """Steps of one loss over its batches, checking validation every ``eval_every`` steps and keeping the best."""
+    import torch
+    from sentence_transformers.cross_encoder import losses
+
+    loss = _loss(loss_name, model, losses)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=budget.learning_rate, weight_decay=0.01)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_linear(len(batches)))
+    if checkpoint is not None and progress.phase_step:
+        _load_optimizer(checkpoint, optimizer, scheduler)
+    phase_started, phase_seconds = time.monotonic(), budget.max_seconds * share
+    margins = _teacher(teacher, device) if loss_name == "margin-mse" else None
+    bf16 = device.startswith("cuda") or budget.cpu_bf16
+    stale = 0
+    model.train()
+    for batch in batches[progress.phase_step :]:
+        columns, labels = _columns(batch, loss_name, margins, device, budget.distill_gold_share)
+        with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+            value = loss(columns, labels)
+        value.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        progress.step += 1
+        progress.phase_step += 1
+        progress.history["losses"].append([progress.step, round(value.item(), 6)])
+        out_of_time = time.monotonic() - phase_started > phase_seconds
+        if progress.step % budget.eval_every == 0 or out_of_time or progress.phase_step == len(batches):
+            ndcg = validation_ndcg(model, checks)
+            model.train()
+            progress.history["evaluations"].append([progress.step, ndcg])
+            log(f"step {progress.step} ({loss_name}, loss {value.item():.4f}): validation nDCG@10 {ndcg:.4f}")
+            if ndcg > progress.best_ndcg:
+                progress.best_ndcg, progress.best_step, progress.best_state, stale = ndcg, progress.step, _state(model), 0
+            else:
+                stale += 1
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, model, optimizer, scheduler, progress)
+            if stale >= budget.patience or out_of_time:
+                break
+    progress.history["phases"].append({"loss": loss_name, "steps": progress.step})
+    progress.phase, progress.phase_step = progress.phase + 1, 0
+
+
+def _save_checkpoint(path: Path, model: CrossEncoder, optimizer, scheduler, progress: _Progress) -> None:  # noqa: ANN001
+    import torch
+
+    with atomic_write(path, "wb") as handle:
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "progress": vars(progress)}, handle)
+
+
+def _load_checkpoint(path: Path, model: CrossEncoder) -> _Progress:
+    import torch
+
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(saved["model"])
+    return _Progress(**saved["progress"])
+
+
+def _load_optimizer(path: Path, optimizer, scheduler) -> None:  # noqa: ANN001
+    import torch
+
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
 
 
 def validation_ndcg(model: CrossEncoder, validation: Sequence[ValidationQuery]) -> float:

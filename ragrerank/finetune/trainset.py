@@ -1,4 +1,4 @@
-"""The reranker's training set: generated questions, hard negatives from the retriever, a held-out split.
+"""The reranker's training set: questions, hard negatives from the retriever, a page-disjoint held-out split.
 
 The set is built where the indexes live (CPU) and serialised, so the training itself can run on a
 machine that has a GPU but no index. Negatives come from the same hybrid retriever the reranker will
@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 from ragrerank.errors import RagrerankError
 from ragrerank.io import atomic_write
 from ragrerank.finetune.querygen import GeneratedQuery
+from ragrerank.finetune.questions import TrainingQuestion
 from ragrerank.types import Hit, Passage
 
 Search = Callable[[Sequence[str], int], list[list[Hit]]]  # batch search: queries, k -> hits per query
@@ -108,6 +110,48 @@ def build_training_set(
         raise RagrerankError(
             f"only {len(train)} training and {len(validation)} validation questions survived filtering "
             f"(of {len(queries)} generated): index more pages or pass a corpus with more than a few documents"
+        )
+    return TrainingSet(tuple(train), tuple(validation))
+
+
+def build_written_set(
+    resolved: Sequence[tuple[TrainingQuestion, Passage]],
+    search: Search,
+    pool: Sequence[Passage],
+    hard_negatives: int,
+    random_negatives: int,
+    depth: int = 30,
+    validation_fraction: float = 0.1,
+    seed: int = 13,
+) -> TrainingSet:
+    """Hand-written questions with their gold passages → training examples and a page-disjoint validation split.
+
+    Negatives come from other pages only: the hybrid retriever's top ``depth`` (hard: relevant-looking
+    passages the reranker must learn to put below the answer) mixed with ``random_negatives`` drawn from
+    ``pool`` (easy ones that keep the scores calibrated). No consistency filter: a question the retriever
+    misses is still a true (question, answer) pair. Validation questions keep their hybrid candidates, as
+    the reranker will see them.
+    """
+    if not resolved:
+        raise RagrerankError("no training question was resolved to a passage: check the questions file and the passages")
+    rng = random.Random(seed)
+    results = search([question.query for question, _ in resolved], depth)
+    train, validation = [], []
+    for (question, positive), hits in zip(resolved, results, strict=True):
+        if is_validation_page(question.path, validation_fraction):
+            validation.append(ValidationQuery(question.query, question.type, tuple(hits), frozenset({question.path})))
+            continue
+        hard = [hit.passage for hit in hits if hit.passage.path != question.path][:hard_negatives]
+        easy: list[Passage] = []
+        while len(easy) < random_negatives:
+            candidate = pool[rng.randrange(len(pool))]
+            if candidate.path != question.path and candidate not in hard and candidate not in easy:
+                easy.append(candidate)
+        train.append(TrainingExample(question.query, question.type, positive, tuple(hard + easy)))
+    if len(train) < MIN_EXAMPLES or not validation:
+        raise RagrerankError(
+            f"{len(train)} training and {len(validation)} validation questions from {len(resolved)}: "
+            "a page-disjoint split needs questions on more pages"
         )
     return TrainingSet(tuple(train), tuple(validation))
 
