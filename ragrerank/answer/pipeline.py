@@ -47,13 +47,16 @@ class Citation:
 
 @dataclass(frozen=True)
 class Answer:
-    """What `answer()` decided and why: the text, its sources, every candidate's scores, timings."""
+    """What `answer()` decided and why: the text, its sources, every candidate's scores, timings.
+
+    ``candidates`` are the reranked candidates of the stage that decided (the keyword fallback's, when it ran).
+    """
 
     question: str
     decision: Decision
     answer: str
     citations: tuple[Citation, ...]
-    candidates: tuple[Hit, ...]  # reranked candidates of the stage that decided
+    candidates: tuple[Hit, ...]
     timings: dict[str, float]
 
     def to_json(self) -> dict[str, Any]:

@@ -18,7 +18,10 @@ CONTEXT = 3  # passages handed to the LLM, the depth of evidence@3
 
 @dataclass(frozen=True)
 class Question:
-    """One line of a questions file; out of scope exactly when it has no gold files."""
+    """One line of a questions file; out of scope exactly when it has no gold files.
+
+    ``evidence`` quotes the gold pages where they answer it, so a ranking can be checked for the answer's text.
+    """
 
     id: str
     query: str

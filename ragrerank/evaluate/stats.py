@@ -173,7 +173,10 @@ def _signal(scores: Sequence[float] | pd.Series, in_scope: Sequence[bool] | pd.S
 
 @dataclass(frozen=True)
 class ThresholdCalibration:
-    """A threshold chosen on one half of the questions and reported on the other, untouched half."""
+    """A threshold chosen on one half of the questions and reported on the other, untouched half.
+
+    The two id lists say which question fell in which half, so a notebook can show either.
+    """
 
     threshold: float
     calibration: DecisionAccuracy

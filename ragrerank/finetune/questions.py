@@ -44,14 +44,17 @@ _CODE_SPAN = re.compile(r"`([^`]+)`")
 
 @dataclass(frozen=True)
 class TrainingQuestion:
-    """One hand-written question, the page that answers it and the span of its passage that does."""
+    """One hand-written question, the page that answers it and the span of its passage that does.
+
+    ``heading`` is the passage's heading path when it was written; ``line`` its line in the file, for messages.
+    """
 
     query: str
     type: str
     path: str
     heading: tuple[str, ...]
     evidence: str
-    line: int = 0  # where it stands in its file, for messages
+    line: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"query": self.query, "type": self.type, "path": self.path, "heading": list(self.heading), "evidence": self.evidence}

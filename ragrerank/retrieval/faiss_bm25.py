@@ -103,7 +103,7 @@ class DenseRetriever(BatchRetriever):
     """Cosine similarity between the query and passage embeddings, via FAISS inner product.
 
     Example:
-        >>> retriever = open_retriever(settings, "dense", model)
+        >>> retriever = open_faiss_retriever(settings, "dense", model)
         >>> hit = retriever.search("run a job every night at 2am", k=1)[0]
         >>> hit.passage.path, round(hit.score, 3)
         ('concepts/workloads/controllers/cron-jobs.md', 0.389)

@@ -7,6 +7,7 @@ serves FAISS and Milvus.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from ragrerank.errors import RagrerankError
@@ -37,6 +38,7 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[T]], k: int = RRF_K) -> l
     return sorted(scores.items(), key=lambda pair: (-pair[1], order[pair[0]]))
 
 
+@dataclass(eq=False)
 class HybridRetriever(BatchRetriever):
     """Reciprocal rank fusion of a dense and a BM25 retriever.
 
@@ -45,15 +47,15 @@ class HybridRetriever(BatchRetriever):
     where the passage appeared in that list.
     """
 
+    dense: Retriever
+    bm25: Retriever
+    depth: int = HYBRID_DEPTH
+    rrf_k: int = RRF_K
     mode = "hybrid"
 
-    def __init__(self, dense: Retriever, bm25: Retriever, depth: int = HYBRID_DEPTH, rrf_k: int = RRF_K) -> None:
-        if depth < 1 or rrf_k < 0:
-            raise RagrerankError(f"hybrid depth must be ≥ 1 and rrf_k ≥ 0, got depth={depth}, rrf_k={rrf_k}")
-        self.dense = dense
-        self.bm25 = bm25
-        self.depth = depth
-        self.rrf_k = rrf_k
+    def __post_init__(self) -> None:
+        if self.depth < 1 or self.rrf_k < 0:
+            raise RagrerankError(f"hybrid depth must be ≥ 1 and rrf_k ≥ 0, got depth={self.depth}, rrf_k={self.rrf_k}")
 
     def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
         check_request(queries, k)

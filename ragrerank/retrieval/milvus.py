@@ -17,6 +17,7 @@ over Milvus is the same ``HybridRetriever`` fusing the same two lists as with FA
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pymilvus import MilvusClient
@@ -28,20 +29,8 @@ from ragrerank.io import file_sha256
 from ragrerank.retrieval.base import BatchRetriever, Retriever, check_mode, check_request, embed_texts
 from ragrerank.retrieval.faiss_bm25 import open_faiss_retriever
 from ragrerank.retrieval.hybrid import HYBRID_DEPTH, HybridRetriever
-from ragrerank.retrieval.milvus_client import (
-    BUILD,
-    PREFIX,
-    SEARCH_PARAMS,
-    VECTOR,
-    CollectionInfo,
-    check_dimension,
-    collection_name,
-    connect,
-    count_rows,
-    default_uri,
-    milvus_errors,
-    redact,
-)
+from ragrerank.retrieval.milvus_client import BUILD, PREFIX, SEARCH_PARAMS, VECTOR, CollectionInfo, check_dimension
+from ragrerank.retrieval.milvus_client import collection_name, connect, count_rows, default_uri, milvus_errors, redact
 from ragrerank.types import Hit, Mode, Passage
 
 if TYPE_CHECKING:
@@ -52,24 +41,23 @@ HITS_PER_REQUEST = 4096  # hits with their text per search request: ~6 MB, far b
 OUTPUT_FIELDS = ["path", "title", "heading", "url", "text", "words"]
 
 
+@dataclass(eq=False)
 class MilvusRetriever(BatchRetriever):
     """Dense search served by Milvus: the FAISS flat ranking, with metadata stored alongside.
 
     Example:
-        >>> retriever = open_milvus_retriever(settings, "dense", model)
-        >>> hit = retriever.search("run a job every night at 2am", k=1)[0]
-        >>> hit.passage.path, round(hit.score, 3)
-        ('concepts/workloads/controllers/cron-jobs.md', 0.389)
+        >>> question = "run a job every night at 2am"
+        >>> milvus, faiss = (open_retriever(settings, "dense", store=store) for store in ("milvus", "faiss"))
+        >>> [hit.passage.id for hit in milvus.search(question)] == [hit.passage.id for hit in faiss.search(question)]
+        True
     """
 
+    client: MilvusClient
+    collection: str
+    model: SentenceTransformer
+    size: int  # passages in the collection
+    uri: str  # redacted, for messages
     mode = "dense"
-
-    def __init__(self, client: MilvusClient, collection: str, model: SentenceTransformer, size: int, uri: str) -> None:
-        self.client = client
-        self.collection = collection
-        self.model = model
-        self.size = size
-        self.uri = uri
 
     def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
         check_request(queries, k)
@@ -93,12 +81,7 @@ class MilvusRetriever(BatchRetriever):
 
 
 def open_milvus_retriever(
-    settings: Settings,
-    mode: Mode = "hybrid",
-    model: SentenceTransformer | None = None,
-    uri: str | None = None,
-    token: str = "",
-    depth: int = HYBRID_DEPTH,
+    settings: Settings, mode: Mode, model: SentenceTransformer | None, uri: str | None = None, token: str = "", depth: int = HYBRID_DEPTH
 ) -> Retriever:
     """Open the Milvus collection for these passages and bi-encoder as a retriever of ``mode``.
 

@@ -22,19 +22,8 @@ from ragrerank.errors import RagrerankError
 from ragrerank.io import file_sha256
 from ragrerank.retrieval.base import embed_texts
 from ragrerank.retrieval.faiss_bm25 import open_faiss_retriever
-from ragrerank.retrieval.milvus_client import (
-    BUILD,
-    SEARCH_PARAMS,
-    VECTOR,
-    CollectionInfo,
-    check_dimension,
-    collection_name,
-    connect,
-    count_rows,
-    default_uri,
-    milvus_errors,
-    redact,
-)
+from ragrerank.retrieval.milvus_client import BUILD, SEARCH_PARAMS, VECTOR, CollectionInfo, check_dimension, collection_name
+from ragrerank.retrieval.milvus_client import connect, count_rows, default_uri, milvus_errors, redact
 from ragrerank.types import Passage
 
 if TYPE_CHECKING:
