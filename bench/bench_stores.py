@@ -47,7 +47,7 @@ def main() -> None:
     args = _parser().parse_args()
     queries = [query for _, query in load_queries(args.queries)]
     measured = {}
-    with tempfile.TemporaryDirectory(prefix="bench-stores-") as scratch:
+    with tempfile.TemporaryDirectory(dir=resolve_settings().home, prefix=".bench-stores-") as scratch:
         for store in ("faiss", "milvus"):
             built = _in_fresh_process(_build, store, Path(scratch), args.threads)
             served = _in_fresh_process(_serve, store, Path(scratch), queries, args.k, args.threads)

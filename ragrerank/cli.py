@@ -216,6 +216,7 @@ def format_hits(hits: Sequence[Hit]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
+    """Every command and flag in one place, one line each: long, but read like the help it prints."""
     parser = argparse.ArgumentParser(prog="ragrerank", description=__doc__)
     parser.add_argument("--docs", help="folder that holds website/ (default: $DOCS_HOME_FOLDER or $BASE_FOLDER)")
     parser.add_argument("--home", help="artifacts folder (default: $RAGRERANK_HOME or artifacts/)")

@@ -6,7 +6,6 @@ another vector store can plug in without touching callers.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -18,8 +17,6 @@ from ragrerank.types import MODES, Hit, Passage
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
-
-logger = logging.getLogger(__name__)
 
 EMBED_CHUNK = 512  # passages per progress-bar step
 QUERY_CHUNK = 32  # queries per search_many call when streaming a queries file

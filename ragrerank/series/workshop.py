@@ -124,7 +124,7 @@ def _passages(settings: Settings) -> Check:
         return Check("passages", "not built", f"no {path}", PREPARE)
     if settings.docs_root is None:
         return Check("passages", "missing", "cannot tell which docs they came from: no docs found", HOW_TO_GET_DOCS)
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory(dir=settings.home, prefix=".passages-check-") as folder:
         fresh = Path(folder) / path.name
         write_passages(fresh, extract_passages(settings.docs_dir).passages)
         if file_sha256(fresh) != file_sha256(path):
