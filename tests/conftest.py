@@ -40,6 +40,19 @@ def tmp_settings(docs_root: Path, tmp_path: Path) -> Settings:
     return resolve_settings(docs=docs_root, home=tmp_path / "artifacts")
 
 
+@pytest.fixture()
+def settings_holding(tmp_path: Path):  # noqa: ANN201 - a factory fixture
+    """Settings over an artifacts folder of the test's own whose passages file holds just the passages given."""
+    from ragrerank.io import write_jsonl
+
+    def make(passages) -> Settings:  # noqa: ANN001
+        settings = Settings(docs_root=None, home=tmp_path / "artifacts")
+        write_jsonl(settings.passages_path, [passage.to_json() for passage in passages])
+        return settings
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def bi_encoder():
     """The packaged all-MiniLM-L6-v2, loaded once for every test that embeds."""

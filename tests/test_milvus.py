@@ -88,10 +88,8 @@ def make_passages() -> list[Passage]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    settings = Settings(docs_root=None, home=tmp_path / "artifacts")
-    write_jsonl(settings.passages_path, [passage.to_json() for passage in make_passages()])
-    return settings
+def settings(settings_holding) -> Settings:  # noqa: ANN001
+    return settings_holding(make_passages())
 
 
 @pytest.fixture
