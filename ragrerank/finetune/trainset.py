@@ -143,10 +143,17 @@ def build_written_set(
             continue
         hard = [hit.passage for hit in hits if hit.passage.path != question.path][:hard_negatives]
         easy: list[Passage] = []
-        while len(easy) < random_negatives:
+        for _ in range(100 * random_negatives):  # bounded: a pool of one page has no negative to give
+            if len(easy) == random_negatives:
+                break
             candidate = pool[rng.randrange(len(pool))]
             if candidate.path != question.path and candidate not in hard and candidate not in easy:
                 easy.append(candidate)
+        if len(easy) < random_negatives:
+            raise RagrerankError(
+                f"found {len(easy)} of {random_negatives} random negatives outside {question.path}: "
+                "the passages come from too few pages for random negatives; use fewer, or more pages"
+            )
         train.append(TrainingExample(question.query, question.type, positive, tuple(hard + easy)))
     if len(train) < MIN_EXAMPLES or not validation:
         raise RagrerankError(
