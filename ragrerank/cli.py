@@ -258,7 +258,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default="hybrid")
     search.add_argument("--json", action="store_true", help="print JSON instead of a table")
     search.add_argument("--rerank", action="store_true", help="rerank the first-stage candidates with the cross-encoder")
-    search.add_argument("--candidates", type=int, default=50, help="first-stage candidates to rerank")
+    search.add_argument("--candidates", type=int, default=30, help="first-stage candidates to rerank")
     search.set_defaults(command=_search)
 
     finetune = commands.add_parser("finetune", help="train the project's cross-encoder on hand-written questions (offline)")
@@ -290,7 +290,7 @@ def _parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", parents=[store], help="answer a question from the docs with citations, or say they do not cover it")
     ask.add_argument("question")
     ask.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default="hybrid", help="first-stage retrieval")
-    ask.add_argument("--candidates", type=int, default=50, help="first-stage candidates to rerank")
+    ask.add_argument("--candidates", type=int, default=30, help="first-stage candidates to rerank")
     ask.add_argument("--threshold", type=float, help="cross-encoder probability the best passage needs (default: calibrated)")
     ask.add_argument("--coverage", type=float, help="bi-encoder cosine below which the docs do not cover it (default: calibrated)")
     ask.add_argument("--no-llm", action="store_true", help="decide and cite, but do not generate an answer")

@@ -115,3 +115,9 @@ def _resolve_home(home: str | Path | None) -> Path:
     if path.exists() and not os.access(path, os.R_OK | os.W_OK | os.X_OK):
         raise RagrerankError(f"artifacts folder {path} is not readable and writable: fix its permissions or set {HOME_ENV_VAR}")
     return path
+
+
+def repo_relative(path: str | Path) -> str:
+    """``path`` relative to the repository when inside it, so a model card or report names no machine's folders."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(PROJECT_ROOT)) if resolved.is_relative_to(PROJECT_ROOT) else str(resolved)

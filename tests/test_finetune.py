@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from ragrerank.errors import RagrerankError
-from ragrerank.finetune import BUDGETS, FinetuneReport, fit_fusion_weight, reranking_measures, save_model, train
+from ragrerank.finetune import BUDGETS, FinetuneReport, fit_fusion_weight, model_card, reranking_measures, save_model, train
+from ragrerank.finetune.artifact import GENERATED
 from ragrerank.finetune.questions import TrainingQuestion
 from ragrerank.finetune.querygen import as_question, clean_text, generate_queries
 from ragrerank.finetune.trainset import (
@@ -239,3 +240,13 @@ def test_a_run_with_a_checkpoint_resumes_where_it_stopped(docs: tuple[Path, list
     _, again = train(trainset, base_model, budget, "listwise", device="cpu", log=lines.append, checkpoint=checkpoint)
     assert lines[0].startswith("resumed at step 4") and again["steps"] == 4  # nothing left to do
     assert again["best_ndcg"] == first["best_ndcg"] and again["evaluations"] == first["evaluations"]
+
+
+def test_the_model_card_names_the_training_questions_and_what_chose_the_checkpoint() -> None:
+    validation = {"first_stage_MRR@10": 0.5, "pure_MRR@10": 0.6, "fused_MRR@10": 0.7}
+    written = FinetuneReport("m", "base", "cpu", "listwise", "cpu", 60.0, 150, 125, 0.5, validation, questions="data/train/questions.jsonl")
+    card = model_card(written, notes="\n## measured elsewhere\n")
+    assert "written by hand" in card and "page-disjoint tenth" in card and "| fused |  |  | 0.700 |" in card
+    assert "## measured elsewhere" in card and "generated from the docs" not in card
+    generated = model_card(replace(written, questions=GENERATED))
+    assert "titles, descriptions, headings" in generated and "data/eval/k8s_questions.jsonl" in generated

@@ -32,7 +32,7 @@ MAX_QUESTION_CHARS = 2000
 class AnswerSettings:
     """Knobs of the answering step; thresholds should come from calibration on data."""
 
-    candidates: int = 50  # first-stage candidates reranked
+    candidates: int = 30  # first-stage candidates reranked: the depth the model and its fusion weight were validated at
     context_passages: int = 3  # best passages given to the LLM
     max_new_tokens: int = 160
     thresholds: Thresholds = field(default_factory=Thresholds)

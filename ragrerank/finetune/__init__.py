@@ -1,13 +1,14 @@
 """Fine-tuning the project's own cross-encoder, offline.
 
-No package ships a pretrained reranker, so offline the project trains one: ``querygen`` writes
-training questions from the docs, ``trainset`` mines hard negatives and holds out a page-disjoint
+No package ships a pretrained reranker, so offline the project trains one: ``questions`` reads and
+checks the hand-written training questions of ``data/train`` (``querygen`` generates the earlier,
+weaker ones from the docs), ``trainset`` mines hard negatives and holds out a page-disjoint
 validation split, ``train`` runs the loop, ``artifact`` fits the fusion weight, writes the model
 card and saves the model atomically, and ``run.finetune`` does all of it (``ragrerank finetune``).
 """
 
 from ragrerank.finetune.artifact import FinetuneReport, fit_fusion_weight, model_card, reranking_measures, save_model, score_candidates
-from ragrerank.finetune.run import PROJECT_QUESTIONS, WRITTEN_QUESTIONS, finetune
+from ragrerank.finetune.run import PROJECT_QUESTIONS, WRITTEN_QUESTIONS, finetune, written_training_set
 from ragrerank.finetune.querygen import GeneratedQuery, generate_queries
 from ragrerank.finetune.train import BUDGETS, Budget, Recipe, is_bi_encoder, load_base, train, validation_ndcg
 from ragrerank.finetune.trainset import (
@@ -50,4 +51,5 @@ __all__ = [
     "score_candidates",
     "train",
     "validation_ndcg",
+    "written_training_set",
 ]

@@ -21,6 +21,7 @@ from ragrerank.rerank.scoring import fuse
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
+GENERATED = "generated from the docs"
 FUSION_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 
@@ -39,6 +40,8 @@ class FinetuneReport:
     fusion_weight: float
     validation: dict[str, float]  # first-stage, reranked (pure) and fused nDCG@10 / MRR@10
     training_data: dict[str, object] = field(default_factory=dict)
+    questions: str = ""  # the training questions file, or "generated from the docs"
+    history: dict[str, list] = field(default_factory=dict)  # [step, validation nDCG@10] and [step, loss] pairs
 
 
 def model_card(report: FinetuneReport, command: str = "", notes: str = "") -> str:
@@ -57,10 +60,8 @@ def model_card(report: FinetuneReport, command: str = "", notes: str = "") -> st
     return f"""# k8s-cross-encoder
 
 A MiniLM-L6 cross-encoder that reranks passages of the Kubernetes documentation for questions about it.
-Trained by `ragrerank.finetune` from `{report.base}` on questions generated from the docs themselves
-(titles, descriptions, headings as "how do I …" / "what is …", glossary definitions, sentences around
-links, inverse-cloze sentences), with hard negatives from the hybrid retriever's top-30 on other pages.
-No human labels and no external data.
+Trained by `ragrerank.finetune` from `{report.base}` on {_data_source(report.questions)}, with hard negatives
+from the hybrid retriever's top-30 on other pages. No external data.
 
 - recipe: `{report.recipe}`, budget `{report.budget}` on `{report.device}`, {report.steps} steps (best at {report.best_step}), {report.seconds:.0f} s
 - score fusion: final = logit + {report.fusion_weight:g} × z-scored first-stage score (`fusion.json`);
@@ -68,8 +69,8 @@ No human labels and no external data.
 
 ## Validation: reranking the hybrid top-30 (page-level relevance)
 
-Questions that chose the fusion weight: the project's own (`data/eval/k8s_questions.jsonl`, in scope)
-when present, else held-out synthetic ones; `fused` is the chosen weight.
+Questions that chose the checkpoint and the fusion weight: {_validation_source(report.questions)};
+`fused` is the chosen weight.
 
 | ranking | P@1 | P@3 | MRR@10 |
 | --- | --- | --- | --- |
@@ -87,6 +88,19 @@ when present, else held-out synthetic ones; `fused` is the chosen weight.
 {command}
 ```
 """
+
+
+def _data_source(questions: str) -> str:
+    if questions == GENERATED:
+        return ("questions generated from the docs themselves (titles, descriptions, headings as \"how do I …\" / "
+                "\"what is …\", glossary definitions, sentences around links, inverse-cloze sentences)")
+    return f"questions written by hand the way users ask (`{Path(questions).name}`, each grounded in a verbatim evidence span)"
+
+
+def _validation_source(questions: str) -> str:
+    if questions == GENERATED:
+        return "the project's own evaluation questions (`data/eval/k8s_questions.jsonl`, in scope)"
+    return "the training questions of a page-disjoint tenth of the pages, held out from training"
 
 
 def fit_fusion_weight(

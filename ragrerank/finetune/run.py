@@ -1,14 +1,13 @@
-"""Fine-tune the project's own cross-encoder on questions generated from the docs.
+"""Fine-tune the project's own cross-encoder on questions written the way users ask.
 
-No package ships a pretrained reranker, so offline the project trains one from the bi-encoder
-all-MiniLM-L6-v2 (or, online, further trains ``cross-encoder/ms-marco-MiniLM-L-6-v2``). The loop
-is a few lines around the sentence-transformers cross-encoder losses instead of
-``CrossEncoderTrainer``, because the trainer needs the ``datasets`` package and a time budget is
-easier to honour in a loop we own. Checkpoints are chosen on validation nDCG@10 of reranking the
-hybrid top-30 of held-out, page-disjoint questions, and the score fusion weight is fitted there too.
-The ``distill`` recipes learn from the packaged LLM's query likelihood (ragrerank.rerank.query_likelihood)
-instead of the generated question's own passage alone: graded targets from a teacher that was
-measured to rank real questions better than the hybrid retriever does.
+No package ships a pretrained reranker, so offline the project trains its own: from the shipped model
+(or the packaged all-MiniLM-L6-v2 bi-encoder) on the hand-written questions in ``data/train``, each
+resolved to its gold passage by a verbatim evidence span, with hard negatives from the hybrid retriever
+on other pages. The loop is a few lines around the sentence-transformers cross-encoder losses
+(``finetune.train``). Checkpoints and the score fusion weight are chosen on a page-disjoint tenth of
+the training questions, never on the evaluation sets. The earlier recipe, on questions generated from
+the docs (``questions=None``), stays for comparison; the ``distill`` recipes add the packaged LLM's
+query likelihood (ragrerank.rerank.query_likelihood) as a teacher.
 """
 
 from __future__ import annotations
@@ -19,9 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ragrerank.config import PROJECT_ROOT, Settings
+from ragrerank.config import PROJECT_ROOT, Settings, repo_relative
 from ragrerank.errors import RagrerankError
-from ragrerank.finetune.artifact import FinetuneReport, fit_fusion_weight, model_card, save_model, score_candidates
+from ragrerank.finetune.artifact import GENERATED, FinetuneReport, fit_fusion_weight, model_card, save_model, score_candidates
 from ragrerank.finetune.train import BUDGETS, DISTILL_MAX_QUESTIONS, DISTILL_RECIPES, Budget, Recipe, train
 from ragrerank.finetune.trainset import TrainingExample, TrainingSet
 from ragrerank.models import CROSS_ENCODER_DIRNAME
@@ -66,17 +65,22 @@ def finetune(
     base_kind = "bi-encoder" if base_name in BI_ENCODER_ALIASES else "cross-encoder"
     base_path = resolve_model(base_kind, base_name, settings).location
     started = time.monotonic()
-    trainset = _written_set(settings, plan, questions, log) if questions is not None else _generated_set(settings, plan, log)
+    trainset = written_training_set(settings, plan, questions, log) if questions is not None else _generated_set(settings, plan, log)
     if recipe in DISTILL_RECIPES:
         trainset = replace(trainset, train=_teacher_labels(trainset.train, plan, settings, log))
     teacher = resolve_model("bi-encoder", settings.bi_encoder, settings).location
     model, history = train(trainset, base_path, plan, recipe, device, teacher=teacher, log=log, checkpoint=checkpoint)
-    weight, validation = fit_fusion_weight(score_candidates(model, trainset.validation), trainset.validation)
+    held_out = trainset.validation
+    if len(held_out) > plan.fusion_queries:  # scoring every candidate of every held-out question costs minutes on a CPU
+        held_out = tuple(random.Random(13).sample(held_out, plan.fusion_queries))
+    weight, validation = fit_fusion_weight(score_candidates(model, held_out), held_out)
     target = out or settings.models_dir / CROSS_ENCODER_DIRNAME
     report = FinetuneReport(
         model_dir=str(target), base=base_name, budget=budget, recipe=recipe, device=device,
         seconds=round(time.monotonic() - started, 1), steps=int(history["steps"]), best_step=int(history["best_step"]),
         fusion_weight=weight, validation=validation, training_data=trainset.summary(),
+        questions=repo_relative(questions) if questions is not None else GENERATED,
+        history={"evaluations": history["evaluations"], "losses": history["losses"]},
     )
     save_model(model, report, target, model_card(report), fp16=device.startswith("cuda"))
     log(f"saved {target}: validation MRR@10 first stage {validation['first_stage_MRR@10']:.3f}, "
@@ -84,8 +88,14 @@ def finetune(
     return report
 
 
-def _written_set(settings: Settings, plan: Budget, questions: Path, log: Callable[[str], None]) -> TrainingSet:
-    """Hand-written questions resolved to their passages; refuses to train when too many lost theirs."""
+def written_training_set(
+    settings: Settings, plan: Budget, questions: Path = WRITTEN_QUESTIONS, log: Callable[[str], None] = print
+) -> TrainingSet:
+    """Hand-written questions resolved to their passages, negatives mined, a page-disjoint tenth held out.
+
+    Refuses to train when more than 5% lost their passage (the docs moved on); the quick budget draws
+    ``plan.max_queries`` of them first, since mining costs a hybrid search per question.
+    """
     from ragrerank.corpus import load_passages
     from ragrerank.finetune.questions import MAX_UNRESOLVED_SHARE, load_training_questions, resolve
     from ragrerank.finetune.trainset import build_written_set
@@ -101,9 +111,13 @@ def _written_set(settings: Settings, plan: Budget, questions: Path, log: Callabl
             f"{questions} have evidence in no passage of their page (more than {MAX_UNRESOLVED_SHARE:.0%}): "
             "the docs or the chunker changed; update the evidence spans (see data/train/README.md)"
         )
-    log(f"{len(resolution.resolved)} hand-written questions resolved; mining hard negatives from the hybrid top-30")
+    resolved = resolution.resolved
+    if len(resolved) > plan.max_queries:  # the quick budget trains a few steps: mining all questions would dominate
+        resolved = random.Random(13).sample(resolved, plan.max_queries)
+    log(f"{len(resolved)} of {len(resolution.resolved)} hand-written questions resolved and drawn; "
+        "mining hard negatives from the hybrid top-30")
     search = open_retriever(settings, "hybrid").search_many
-    return build_written_set(resolution.resolved, search, passages, plan.negatives, plan.random_negatives)
+    return build_written_set(resolved, search, passages, plan.negatives, plan.random_negatives)
 
 
 def _generated_set(settings: Settings, plan: Budget, log: Callable[[str], None]) -> TrainingSet:

@@ -44,18 +44,20 @@ class Budget:
     patience: int  # validation checks without improvement before stopping
     warm_start_share: float  # share of steps spent on MarginMSE distillation before the listwise phase
     validation_queries: int  # held-out questions scored at each check (all of them for the final report)
-    max_queries: int  # generated questions to mine negatives for (mining costs a hybrid search each)
+    max_queries: int  # questions drawn to mine negatives for (mining costs a hybrid search each)
     distill_gold_share: float = 0.5  # distill: the listwise target mixes the teacher's distribution with the known positive
     random_negatives: int = 0  # hand-written questions: easy negatives drawn at random from other pages, besides the hard ones
-    cpu_bf16: bool = False  # bfloat16 autocast on a CPU too (fast with AMX; off where outputs must match on every machine)
+    fusion_queries: int = 100000  # held-out questions scored to fit the fusion weight (~18 pairs a second on 2 cores)
 
 
 BUDGETS = {
     # quick: a dozen steps refine a trained model; the cap only guards a machine much slower than 2 cores
-    "quick": Budget("quick", 480.0, 48, 7, 4, 2e-5, 256, 6, 2, 0.0, 20, 1500),
+    "quick": Budget("quick", 480.0, 48, 7, 4, 2e-5, 256, 6, 2, 0.0, 20, 400),
     "full": Budget("full", 420.0, 60000, 15, 32, 5e-5, 320, 150, 4, 0.3, 300, 100000),
-    # cpu: the long run on hand-written questions, in the background with checkpoints (~1 question a second)
-    "cpu": Budget("cpu", 3600.0, 6000, 3, 8, 3e-5, 256, 100, 4, 0.0, 100, 0, random_negatives=2, cpu_bf16=True),
+    # cpu: the long run on hand-written questions, in the background with checkpoints. fp32: on 2 AVX2 cores a
+    # step of 8 questions × 6 passages takes ~20 s (bfloat16 autocast, emulated there, was 4× slower), so 150
+    # steps are about an hour; a GPU run can raise max_examples to a few epochs
+    "cpu": Budget("cpu", 3600.0, 1200, 3, 8, 3e-5, 256, 25, 4, 0.0, 40, 100000, random_negatives=2, fusion_queries=240),
 }
 
 
@@ -168,7 +170,7 @@ def _train_phase(  # noqa: PLR0913 - one phase of train(), which owns every argu
         _load_optimizer(checkpoint, optimizer, scheduler)
     phase_started, phase_seconds = time.monotonic(), budget.max_seconds * share
     margins = _teacher(teacher, device) if loss_name == "margin-mse" else None
-    bf16 = device.startswith("cuda") or budget.cpu_bf16
+    bf16 = device.startswith("cuda")
     stale = 0
     model.train()
     for batch in batches[progress.phase_step :]:
