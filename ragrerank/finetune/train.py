@@ -43,7 +43,7 @@ class Budget:
     eval_every: int  # steps between validation checks
     patience: int  # validation checks without improvement before stopping
     warm_start_share: float  # share of steps spent on MarginMSE distillation before the listwise phase
-    validation_queries: int  # held-out questions scored at each check (all of them for the final report)
+    validation_queries: int  # held-out questions scored at each check (fusion_queries of them fit the fusion weight)
     max_queries: int  # questions drawn to mine negatives for (mining costs a hybrid search each)
     distill_gold_share: float = 0.5  # distill: the listwise target mixes the teacher's distribution with the known positive
     random_negatives: int = 0  # hand-written questions: easy negatives drawn at random from other pages, besides the hard ones
@@ -55,8 +55,8 @@ BUDGETS = {
     "quick": Budget("quick", 480.0, 48, 7, 4, 2e-5, 256, 6, 2, 0.0, 20, 400),
     "full": Budget("full", 420.0, 60000, 15, 32, 5e-5, 320, 150, 4, 0.3, 300, 100000),
     # cpu: the long run on hand-written questions, in the background with checkpoints. fp32: on 2 AVX2 cores a
-    # step of 8 questions × 6 passages takes ~20 s (bfloat16 autocast, emulated there, was 4× slower), so 150
-    # steps are about an hour; a GPU run can raise max_examples to a few epochs
+    # step of 8 questions × 6 passages takes ~15-20 s (bfloat16 autocast, emulated there, was 4× slower): the 150
+    # steps took 42 minutes with mining, checks and the fusion fit. A GPU run can raise max_examples to epochs
     "cpu": Budget("cpu", 3600.0, 1200, 3, 8, 3e-5, 256, 25, 4, 0.0, 40, 100000, random_negatives=2, fusion_queries=240),
 }
 
