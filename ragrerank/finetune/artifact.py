@@ -40,7 +40,7 @@ class FinetuneReport:
     fusion_weight: float
     validation: dict[str, float]  # first-stage, reranked (pure) and fused nDCG@10 / MRR@10
     training_data: dict[str, object] = field(default_factory=dict)
-    questions: str = ""  # the training questions file, or "generated from the docs"
+    questions: str = GENERATED  # the training questions file; reports from before the field were all generated
     history: dict[str, list] = field(default_factory=dict)  # [step, validation nDCG@10] and [step, loss] pairs
 
 
