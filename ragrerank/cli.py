@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -14,10 +15,11 @@ from typing import TYPE_CHECKING, get_args
 from ragrerank.config import Settings, resolve_settings
 from ragrerank.errors import RagrerankError
 from ragrerank.finetune import BUDGETS, WRITTEN_QUESTIONS, Recipe
-from ragrerank.rerank.runtime import RUNTIMES
+from ragrerank.rerank.runtime import RUNTIMES, auto_runtime
 from ragrerank.types import Hit
 
 if TYPE_CHECKING:
+    from ragrerank.answer import LLM, Answer
     from ragrerank.retrieval import Retriever
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -43,9 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _runtime(args: argparse.Namespace) -> str:
-    """``--runtime``, or the deprecated ``--rerank-mode`` it replaced (one release, with a warning)."""
+    """``--runtime``, or the deprecated ``--rerank-mode`` it replaced (one release, with a warning).
+
+    ``ask`` defaults to ``auto`` (bf16 where the CPU computes it natively: a user waits on it);
+    everything that measures defaults to fp32, so figures are the same on every machine.
+    """
     if args.rerank_mode is None:
-        return args.runtime or "torch"
+        runtime = args.runtime or ("auto" if args.command is _ask else "torch")
+        return auto_runtime() if runtime == "auto" else runtime
     if args.runtime is not None and args.runtime != args.rerank_mode:
         raise RagrerankError(f"--runtime {args.runtime} and --rerank-mode {args.rerank_mode} disagree: pass --runtime only")
     print("warning: --rerank-mode is deprecated and will be removed in the next release: use --runtime", file=sys.stderr)
@@ -132,36 +139,59 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
-    from ragrerank.answer import LLM, AnswerSettings, Thresholds, answer
-    from ragrerank.models import load_llm
+    from ragrerank.answer import AnswerSettings, Thresholds, answer
     from ragrerank.rerank import Reranker
     from ragrerank.retrieval import open_retriever
 
+    if args.no_llm:
+        print("warning: --no-llm is deprecated: answers are extractive unless --generate is given", file=sys.stderr)
     first_stage = _first_stage(args, settings)
     fallback = open_retriever(settings, "bm25")
     reranker = Reranker.from_settings(settings)
     thresholds = Thresholds(**{name: value for name, value in (("answer", args.threshold), ("coverage", args.coverage)) if value is not None})
-    answer_settings = AnswerSettings(candidates=args.candidates, thresholds=thresholds)
-    llm = None if args.no_llm else LLM(*load_llm(settings.llm, settings), max_new_tokens=answer_settings.max_new_tokens)
+    answer_settings = AnswerSettings(candidates=args.candidates, thresholds=thresholds, generate=args.generate)
     result = answer(
-        args.question, first_stage, fallback, reranker, llm, answer_settings,
-        on_token=None if args.json or llm is None else _streamer("answer: "),
+        args.question, first_stage, fallback, reranker, _llm_loader(settings, answer_settings.max_new_tokens), answer_settings,
+        on_token=None if args.json else _streamer("draft (checked before it is shown): "),
     )
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
-        return 0
-    if "generate" not in result.timings:  # nothing was streamed
-        print(f"answer: {result.answer}")
-    print(f"decision: {result.decision}")
-    print("citations:" if result.decision != "not_covered" else "closest pages:")
-    for number, citation in enumerate(result.citations, start=1):
-        print(f"  [{number}] {citation.title} — {citation.url}")
-    print("candidates (after reranking ← before):")
+    else:
+        print(format_answer(result))
+    if result.generation_error:
+        print(f"error: {result.generation_error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _llm_loader(settings: Settings, max_new_tokens: int) -> Callable[[], LLM]:
+    """Loads the chat LLM when ``answer()`` first needs it (never for an extractive or refused answer), once."""
+
+    @functools.cache
+    def load() -> LLM:
+        from ragrerank.answer import LLM
+        from ragrerank.models import load_llm
+
+        return LLM(*load_llm(settings.llm, settings), max_new_tokens=max_new_tokens)
+
+    return load
+
+
+def format_answer(result: Answer) -> str:
+    """What `ask` prints: the answer, notes, the decision, the citations and the reranking."""
+    lines = [f"answer ({result.source}):" if result.source != "none" else "answer:", result.answer, ""]
+    lines += [f"note: {note}" for note in result.notes]
+    if result.grounding is not None and result.grounding.passed:
+        lines.append(result.grounding.summary())
+    lines.append(f"decision: {result.decision}")
+    lines.append("citations:" if result.decision != "not_covered" else "closest pages:")
+    lines += [f"  [{number}] {citation.title} — {citation.url}" for number, citation in enumerate(result.citations, start=1)]
+    lines.append("candidates (after reranking ← before):")
     for hit in result.candidates[:10]:
         before = int(hit.scores["first_stage_rank"])
-        print(f"  {hit.rank:>3} ← {before:<3} p={hit.scores['ce_prob']:.3f}  {hit.passage.path}")
-    print("timings: " + ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in result.timings.items()))
-    return 0
+        lines.append(f"  {hit.rank:>3} ← {before:<3} p={hit.scores['ce_prob']:.3f}  {hit.passage.path}")
+    lines.append("timings: " + ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in result.timings.items()))
+    return "\n".join(lines)
 
 
 def _finetune(args: argparse.Namespace, settings: Settings) -> int:
@@ -183,11 +213,32 @@ def _finetune(args: argparse.Namespace, settings: Settings) -> int:
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from ragrerank.evaluate import format_report, run_eval
 
+    if args.answers or args.generate:
+        return _eval_answers(args, settings)
     report = run_eval(
         settings, Path(args.queries), args.configs, progress=not args.json,
         store=args.store, milvus_uri=args.milvus_uri, milvus_token=_milvus_token(),
     )
     print(json.dumps(report.to_json(), ensure_ascii=False) if args.json else format_report(report))
+    return 0
+
+
+def _eval_answers(args: argparse.Namespace, settings: Settings) -> int:
+    """``eval --answers``: every question through ``answer()``, scored as a reader would see it."""
+    from ragrerank.answer import AnswerSettings
+    from ragrerank.evaluate.answers import evaluate_answers, format_answer_report
+    from ragrerank.evaluate.questions import load_questions
+    from ragrerank.rerank import Reranker
+    from ragrerank.retrieval import open_retriever
+
+    questions = load_questions(args.queries)
+    answer_settings = AnswerSettings(generate=args.generate)
+    report = evaluate_answers(
+        questions, _first_stage(args, settings), open_retriever(settings, "bm25"), Reranker.from_settings(settings),
+        answer_settings, _llm_loader(settings, answer_settings.max_new_tokens) if args.generate else None,
+        source=args.queries, progress=not args.json,
+    )
+    print(json.dumps(report.to_json(), ensure_ascii=False) if args.json else format_answer_report(report))
     return 0
 
 
@@ -224,9 +275,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cross-encoder", help="cross-encoder name or folder")
     parser.add_argument("--llm", help="chat LLM name or folder")
     parser.add_argument(
-        "--runtime", choices=RUNTIMES, default=None,
+        "--runtime", choices=[*RUNTIMES, "auto"], default=None,
         help="how the cross-encoder runs: torch (fp32, exact; the default), torch-bf16 (about 3x faster on CPUs with AMX), "
-        "onnx, onnx-int8",
+        "onnx, onnx-int8, auto (torch-bf16 where the CPU has native bf16, else torch; the default of ask)",
     )
     parser.add_argument("--rerank-mode", choices=RUNTIMES, help=argparse.SUPPRESS)  # the old name of --runtime
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -284,6 +335,12 @@ def _parser() -> argparse.ArgumentParser:
         "(fused by its fitted weight), +ce by the cross-encoder alone, +ql by the LLM's query likelihood alone, "
         "+qlfused by it and the first stage at equal weight (slow: ~0.2 s a pair); e.g. hybrid@30,hybrid+rerank@30,hybrid+ce@30",
     )
+    evaluate.add_argument(
+        "--answers", action="store_true",
+        help="answer every question as `ask` does and report decisions, evidence in the answer and verbatim extracts",
+    )
+    evaluate.add_argument("--generate", action="store_true", help="with --answers: let the LLM answer, and report the grounding check's pass rate")
+    evaluate.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default="hybrid", help="with --answers: first-stage retrieval")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.set_defaults(command=_eval)
 
@@ -293,7 +350,11 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--candidates", type=int, default=30, help="first-stage candidates to rerank")
     ask.add_argument("--threshold", type=float, help="cross-encoder probability the best passage needs (default: calibrated)")
     ask.add_argument("--coverage", type=float, help="bi-encoder cosine below which the docs do not cover it (default: calibrated)")
-    ask.add_argument("--no-llm", action="store_true", help="decide and cite, but do not generate an answer")
+    ask.add_argument(
+        "--generate", action="store_true",
+        help="let the LLM (--llm) write the answer; shown only if every command, flag, field and URL it names is in the cited passages",
+    )
+    ask.add_argument("--no-llm", action="store_true", help=argparse.SUPPRESS)  # the default since answers are extractive
     ask.add_argument("--json", action="store_true", help="print one JSON object")
     ask.set_defaults(command=_ask)
     return parser

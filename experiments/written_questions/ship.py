@@ -6,8 +6,8 @@
 Saves the model as fp16 (about 45 MB; loaders compute in fp32) into ``--target`` (the shipped
 ``data/models/k8s-cross-encoder``), then measures what was saved with ``ragrerank eval`` on the project's
 questions and the development set — the hybrid top 30, reranked by the cross-encoder alone and fused at
-the weight chosen on validation — and writes those tables into the card and ``evaluation.json``, with the
-answer threshold calibrated on half of the project's questions for ``ragrerank.answer.Thresholds``.
+the weight chosen on validation — and writes those tables into the card and ``evaluation.json``. The
+decision thresholds for the new model come next, from ``python -m experiments.written_questions.decision``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ragrerank.config import PROJECT_ROOT, repo_relative, resolve_settings
-from ragrerank.evaluate import EvalReport, PairedComparison, calibrate_threshold, run_eval
+from ragrerank.evaluate import EvalReport, PairedComparison, run_eval
 from ragrerank.finetune import BUDGETS, PROJECT_QUESTIONS, FinetuneReport, load_base, model_card, save_model
 from ragrerank.io import atomic_write
 from ragrerank.models import SHIPPED_CROSS_ENCODER
@@ -45,14 +45,8 @@ def main() -> None:
     settings = replace(resolve_settings(), cross_encoder=str(args.target))
     files = {"data/eval/k8s_questions.jsonl": PROJECT_QUESTIONS, "../shared/eval/dev.jsonl": args.dev}
     measured = {name: run_eval(settings, path, CONFIGS, progress=False) for name, path in files.items() if path.is_file()}
-    project = measured["data/eval/k8s_questions.jsonl"].frame(CONFIGS[2])
-    calibration = calibrate_threshold(project["best_prob"], project["in_scope"], seed=0)
-    print(f"answer threshold calibrated on half of data/eval: {calibration.threshold:.3f}; on the other half "
-          f"AUC {calibration.test.auc:.3f}, answered in scope {calibration.test.answered_in_scope:.3f}, "
-          f"refused out of scope {calibration.test.refused_ood:.3f}")
     gains = {name: _gains(r) for name, r in measured.items()}
     record = {name: _record(r, gains[name], quote=files[name].resolve().is_relative_to(PROJECT_ROOT)) for name, r in measured.items()}
-    record["answer_threshold"] = {"threshold": calibration.threshold, "test_half": vars(calibration.test)}
     with atomic_write(args.target / "evaluation.json") as handle:
         json.dump(record, handle, indent=2, default=float)
         handle.write("\n")

@@ -1,0 +1,89 @@
+"""The grounding check of a generated answer: every name it gives must occur in the passages it cites.
+
+A small model writes fluent sentences around made-up commands, flags and API fields; those
+names are what a reader copies into a terminal, so they are what is checked. A name counts
+as grounded when the passages contain it (markdown marks and spacing ignored; object kinds
+also in their plural). Prose is not checked: paraphrase is allowed, invention of names is not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ragrerank.corpus.markdown import strip_marks
+from ragrerank.types import Passage
+
+_FENCED = re.compile(r"```[^\n]*\n(.*?)(?:```|$)", re.S)
+_INLINE = re.compile(r"`([^`\n]+)`")
+_URL = re.compile(r"https?://[^\s)>\]\"'`]+")
+_FLAG = re.compile(r"(?<![\w-])--[a-zA-Z][\w-]*")
+_COMMAND = re.compile(r"\b(?:kubectl|kubeadm|minikube|helm|crictl|etcdctl)\s+[a-z][\w-]*")  # the tool and its subcommand
+_FIELD = re.compile(r"(?<![\w/])\.?[a-z][a-zA-Z0-9]+(?:\.[a-z][a-zA-Z0-9]*)+\b|\b[a-z]+(?:[A-Z][a-z0-9]*)+\b|\b[a-z]+(?:_[a-z0-9]+)+\b")
+_KIND = re.compile(r"\b[A-Z][a-z]+(?:[A-Z][a-z]*)+\b")  # PodDisruptionBudget, CronJob: one-word kinds are ordinary words
+_PROMPT = re.compile(r"^\s*[$#>]\s*")
+
+
+@dataclass(frozen=True)
+class GroundingCheck:
+    """What the check found: the names an answer gives and those no cited passage contains."""
+
+    names: tuple[str, ...]
+    invented: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.invented
+
+    def summary(self) -> str:
+        """One line for the terminal."""
+        if self.passed:
+            return f"grounding check passed: all {len(self.names)} names occur in the cited passages"
+        return f"grounding check failed: the model named {', '.join(f'`{n}`' for n in self.invented)}, which the cited passages do not"
+
+
+def answer_names(text: str) -> tuple[str, ...]:
+    """The checkable names of an answer, in order of appearance, each once.
+
+    Code lines (fenced, prompt removed) and inline code spans are checked whole; in the prose
+    outside them: URLs, ``--flags``, commands (``kubectl drain``), API fields (``.spec.timeZone``,
+    ``timeZone``, ``max_workers``) and multi-word object kinds (``PodDisruptionBudget``).
+    """
+    names: list[str] = []
+    prose = text
+    for block in _FENCED.findall(text):
+        names.extend(_PROMPT.sub("", line).strip() for line in block.splitlines() if line.strip())
+    prose = _FENCED.sub(" ", prose)
+    names.extend(span.strip() for span in _INLINE.findall(prose) if span.strip())
+    prose = _INLINE.sub(" ", prose)
+    for pattern in (_URL, _COMMAND, _FLAG, _FIELD, _KIND):
+        found = pattern.findall(prose)
+        names.extend(found)
+        prose = pattern.sub(" ", prose)
+    return tuple(dict.fromkeys(name.rstrip(".,;:") for name in names if name.rstrip(".,;:")))
+
+
+def check_grounding(text: str, passages: Sequence[Passage]) -> GroundingCheck:
+    """Check every name of ``text`` against the cited ``passages``.
+
+    Example:
+        >>> check_grounding("Run `kubectl drain --force`.", passages).invented   # passages never say --force
+        ('kubectl drain --force',)
+    """
+    haystack = _normalise(" ".join(passage.text for passage in passages))
+    names = answer_names(text)
+    invented = tuple(name for name in names if not _grounded(name, haystack))
+    return GroundingCheck(names, invented)
+
+
+def _grounded(name: str, haystack: str) -> bool:
+    needle = _normalise(name)
+    if not needle or needle in haystack:
+        return True
+    # A kind named in the plural ("CronJobs") or with a trailing s dropped is the same kind.
+    return bool(_KIND.fullmatch(name)) and (needle.removesuffix("s") in haystack)
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", strip_marks(text)).strip()
