@@ -45,19 +45,26 @@ def test_prose_without_names_has_nothing_to_check():
     assert answer_names("The documentation passages do not answer it.") == ()
 
 
-def test_grounded_names_pass_with_marks_spacing_and_plural_kinds_ignored():
+def test_grounded_names_pass_with_marks_spacing_and_plurals_ignored():
     text = 'Set .spec.timeZone to "Etc/UTC" on your CronJobs [1]:\n```\nkubectl   get cronjobs\n```\nhttps://www.iana.org/time-zones'
     check = check_grounding(text, [CRONJOB])
     assert check.passed and ".spec.timeZone" in check.names and "CronJobs" in check.names
-    assert "passed" in check.summary()
+    assert check.cited == (1,) and "passed" in check.summary()
 
 
 def test_invented_names_fail_and_are_listed():
-    text = "Use `CronJob(timezone='Europe/Berlin')` or kubectl cronjob --tz Europe/Berlin with spec.tz."
+    text = "Use `CronJob(timezone='Europe/Berlin')` or kubectl cronjob --tz Europe/Berlin with spec.tz [1]."
     check = check_grounding(text, [CRONJOB])
     assert not check.passed
     assert check.invented == ("CronJob(timezone='Europe/Berlin')", "kubectl cronjob", "--tz", "spec.tz")
     assert "`--tz`" in check.summary()
+
+
+@pytest.mark.parametrize("text", ["I'm ready to assist! What's your next question?", "A CronJob runs on a schedule [4]."])
+def test_an_answer_that_cites_no_given_passage_fails(text):
+    check = check_grounding(text, [CRONJOB])
+    assert not check.invented and not check.passed
+    assert "cites none of the passages" in check.summary()
 
 
 def fixture_cases() -> list[dict]:
@@ -80,3 +87,4 @@ def test_real_llm_answers_are_judged_as_read_by_hand(case, passages_by_id):
         pytest.fail(f"passages {missing} are gone from passages.jsonl: regenerate {FIXTURE.name} (docs or chunker changed)")
     check = check_grounding(case["output"], [passages_by_id[pid] for pid in case["passages"]])
     assert list(check.invented) == case["invented"]
+    assert check.passed == case["passed"]
