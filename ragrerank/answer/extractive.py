@@ -4,6 +4,14 @@ Every span is a verbatim slice of a passage's text, so an extractive answer cann
 docs do not. Spans are scored against the question (by the cross-encoder by default, with the
 passage's heading path in front so a short span keeps its context), the best few are kept, and
 they are printed in the order the docs give them, each run after its citation marker.
+
+Measured with ``ragrerank eval --answers``: the default answer quotes one of the question's evidence
+strings for 25% of the answered in-scope questions of data/eval and 32% of dev, where the three passages
+read hold one for about 58% and 60%. In an offline grid over the same passages (every in-scope question
+with evidence, dev / data/eval), three spans scored by the cross-encoder quoted evidence for 0.28 / 0.25,
+by the bi-encoder's cosine 0.32 / 0.23, by both z-scored 0.31 / 0.27, and whole paragraphs 0.26 / 0.28:
+no scorer was clearly better, so the cross-encoder, loaded anyway, stays. Five spans quote more (0.34 /
+0.30) at one and a half times the length.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ class Span:
 
 @dataclass(frozen=True)
 class ExtractiveSettings:
-    """How long an extractive answer may be: a few sentences, one code block (see the module docstring)."""
+    """How long an extractive answer may be: a few sentences and one code block, so it reads as an answer."""
 
     max_spans: int = 3  # sentences, list items and code blocks in all
     max_code: int = 1  # code blocks among them
