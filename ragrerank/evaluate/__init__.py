@@ -2,7 +2,9 @@
 
 ``questions`` reads question files (the only reader), ``metrics`` scores rankings with
 ir-measures, ``configs`` names the pipelines to compare, ``stats`` tells gains from noise and
-calibrates thresholds, ``runner`` runs configs question by question, ``report`` tabulates.
+calibrates thresholds, ``runner`` runs configs question by question, ``report`` tabulates;
+``decision`` calibrates the pipeline's answer / fallback / not-covered thresholds together and
+``answers`` scores what ``answer()`` shows (``ragrerank eval --answers``).
 """
 
 from ragrerank.evaluate.configs import DEFAULT_CONFIGS, EvalConfig, Reranking, parse_config, parse_configs
