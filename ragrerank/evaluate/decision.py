@@ -86,9 +86,9 @@ def answered(signals: pd.DataFrame, thresholds: Thresholds) -> pd.Series:
     def one(row: pd.Series) -> bool:
         cosine, prob, fallback = (None if pd.isna(row[name]) else float(row[name]) for name in SIGNALS)
         decision = decide(prob, thresholds, best_cosine=cosine)
-        if decision == "fallback":
-            decision = "fallback" if decide(fallback, thresholds, after_fallback=True, best_cosine=cosine) == "answer" else "not_covered"
-        return decision != "not_covered"
+        if decision == "fallback":  # answered only if the keyword candidates' best clears the threshold
+            return decide(fallback, thresholds, after_fallback=True, best_cosine=cosine) == "answer"
+        return decision == "answer"
 
     return signals.apply(one, axis=1).astype(bool)
 
