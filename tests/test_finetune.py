@@ -228,6 +228,20 @@ def test_written_questions_mix_hard_and_random_negatives_from_other_pages(docs: 
         build_written_set([], _lexical_search(passages), passages, 2, 2)
 
 
+def test_teacher_labels_score_the_random_negatives_too(docs: tuple[Path, list[Passage]], monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragrerank.finetune import teacher_labels
+    from ragrerank.rerank import query_likelihood
+
+    _, passages = docs
+    trainset = build_written_set(_written(passages), _lexical_search(passages), passages, 2, 2, validation_fraction=0.3)
+    stand_in = type("Teacher", (), {"score": staticmethod(_word_overlap)})()
+    monkeypatch.setattr(query_likelihood.QueryLikelihood, "from_settings", classmethod(lambda cls, settings: stand_in))
+    budget = replace(BUDGETS["cpu"], negatives=2, random_negatives=2, max_examples=4)
+    labelled = teacher_labels(trainset.train, budget, settings=None, log=lambda _line: None)
+    assert len(labelled) == 4
+    assert all(len(e.negatives) == 4 and len(e.teacher_scores) == 5 for e in labelled)  # 1 positive, 2 hard, 2 random
+
+
 def test_a_run_with_a_checkpoint_resumes_where_it_stopped(docs: tuple[Path, list[Passage]], base_model: str, tmp_path: Path) -> None:
     _, passages = docs
     trainset = build_written_set(_written(passages), _lexical_search(passages), passages, 2, 1, validation_fraction=0.3)
@@ -249,3 +263,21 @@ def test_the_model_card_names_the_training_questions_and_what_chose_the_checkpoi
     assert "## measured elsewhere" in card and "generated from the docs" not in card
     generated = model_card(FinetuneReport("m", "base", "full", "listwise", "cuda", 60.0, 150, 125, 0.5, validation))  # an older report
     assert "titles, descriptions, headings" in generated and "data/eval/k8s_questions.jsonl" in generated
+
+
+def test_the_recipe_comparison_was_scored_on_the_shipped_runs_validation_questions() -> None:
+    """Its step 0 from the generated-question model is the shipped run's step 0, and the card shows its figures."""
+    import json
+
+    from ragrerank.models import SHIPPED_CROSS_ENCODER
+
+    comparison = json.loads((SHIPPED_CROSS_ENCODER / "recipe_comparison.json").read_text(encoding="utf-8"))
+    report = json.loads((SHIPPED_CROSS_ENCODER / "finetune_report.json").read_text(encoding="utf-8"))
+    assert {run["recipe"] for run in comparison.values()} >= {"listwise", "distill"}
+    assert len({run["base"] for run in comparison.values()}) >= 2
+    assert len({run["questions"] for run in comparison.values()}) == 1  # one equal budget
+    same_base = comparison["listwise from generated"]["evaluations"][0][1]
+    assert same_base == pytest.approx(report["history"]["evaluations"][0][1], abs=1e-9)
+    card = (SHIPPED_CROSS_ENCODER / "README.md").read_text(encoding="utf-8")
+    for run in comparison.values():
+        assert " | ".join(f"{ndcg:.3f}" for _, ndcg in run["evaluations"]) in card

@@ -8,7 +8,7 @@ card and saves the model atomically, and ``run.finetune`` does all of it (``ragr
 """
 
 from ragrerank.finetune.artifact import FinetuneReport, fit_fusion_weight, model_card, reranking_measures, save_model, score_candidates
-from ragrerank.finetune.run import PROJECT_QUESTIONS, WRITTEN_QUESTIONS, finetune, written_training_set
+from ragrerank.finetune.run import PROJECT_QUESTIONS, WRITTEN_QUESTIONS, finetune, teacher_labels, written_training_set
 from ragrerank.finetune.querygen import GeneratedQuery, generate_queries
 from ragrerank.finetune.train import BUDGETS, Budget, Recipe, is_bi_encoder, load_base, train, validation_ndcg
 from ragrerank.finetune.trainset import (
@@ -49,6 +49,7 @@ __all__ = [
     "save_model",
     "save_training_set",
     "score_candidates",
+    "teacher_labels",
     "train",
     "validation_ndcg",
     "written_training_set",

@@ -67,7 +67,7 @@ def finetune(
     started = time.monotonic()
     trainset = written_training_set(settings, plan, questions, log) if questions is not None else _generated_set(settings, plan, log)
     if recipe in DISTILL_RECIPES:
-        trainset = replace(trainset, train=_teacher_labels(trainset.train, plan, settings, log))
+        trainset = replace(trainset, train=teacher_labels(trainset.train, plan, settings, log))
     teacher = resolve_model("bi-encoder", settings.bi_encoder, settings).location
     model, history = train(trainset, base_path, plan, recipe, device, teacher=teacher, log=log, checkpoint=checkpoint)
     held_out = trainset.validation
@@ -146,13 +146,17 @@ def _default_base(settings: Settings) -> str:
     return settings.cross_encoder
 
 
-def _teacher_labels(
-    examples: Sequence[TrainingExample], budget: Budget, settings: Settings, log: Callable[[str], None]
+def teacher_labels(
+    examples: Sequence[TrainingExample], budget: Budget, settings: Settings, log: Callable[[str], None] = print
 ) -> tuple[TrainingExample, ...]:
-    """Label as many questions as the budget trains on with the packaged LLM's query likelihood."""
+    """Label as many questions as the budget trains on with the packaged LLM's query likelihood.
+
+    The labelled questions are the distill recipes' whole training set (labels cost ~1 s a question).
+    """
     from ragrerank.finetune.trainset import label_with_teacher
     from ragrerank.rerank.query_likelihood import QueryLikelihood
 
     chosen = random.Random(13).sample(list(examples), min(len(examples), budget.max_examples, DISTILL_MAX_QUESTIONS))
-    log(f"labelling {len(chosen)} questions × {1 + budget.negatives} passages with the query-likelihood teacher")
-    return tuple(label_with_teacher(chosen, QueryLikelihood.from_settings(settings).score, budget.negatives))
+    negatives = budget.negatives + budget.random_negatives  # the written set's random negatives are scored too
+    log(f"labelling {len(chosen)} questions × {1 + negatives} passages with the query-likelihood teacher")
+    return tuple(label_with_teacher(chosen, QueryLikelihood.from_settings(settings).score, negatives))
