@@ -58,7 +58,6 @@ def main() -> None:
     if any(run["questions"] != plan.max_examples for run in results.values()):
         raise SystemExit(f"error: {out} holds runs at another budget than --steps {args.steps}: pass another --out")
     trainset = _labelled_set(settings, plan, args.work)
-    teacher = resolve_model("bi-encoder", settings.bi_encoder, settings).location
     for base_name, (model, location) in bases.items():
         for recipe in args.recipe or ["listwise", "distill"]:
             key = f"{recipe} from {base_name}"
@@ -66,7 +65,7 @@ def main() -> None:
                 print(f"{key}: done before (best validation nDCG@10 {results[key]['best_ndcg']:.4f})")
                 continue
             print(f"{key}: training {args.steps} steps")
-            _, history = train(trainset, location, plan, recipe, teacher=teacher)
+            _, history = train(trainset, location, plan, recipe)
             results[key] = {"recipe": recipe, "base": model, "questions": plan.max_examples, "steps": history["steps"],
                             "best_step": history["best_step"], "best_ndcg": round(history["best_ndcg"], 4),
                             "evaluations": history["evaluations"], "losses": history["losses"],

@@ -151,7 +151,7 @@ def teacher_labels(
 ) -> tuple[TrainingExample, ...]:
     """Label as many questions as the budget trains on with the packaged LLM's query likelihood.
 
-    The labelled questions are the distill recipes' whole training set (labels cost ~1 s a question).
+    The labelled questions are the distill recipes' whole training set (see DISTILL_MAX_QUESTIONS for the cost).
     """
     from ragrerank.finetune.trainset import label_with_teacher
     from ragrerank.rerank.query_likelihood import QueryLikelihood
