@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = replace(
             resolve_settings(docs=args.docs, home=args.home).with_models(
-                bi_encoder=args.bi_encoder, cross_encoder=args.cross_encoder, llm=args.llm
+                bi_encoder=args.bi_encoder, cross_encoder=args.cross_encoder, span_scorer=args.span_scorer, llm=args.llm
             ),
             runtime=_runtime(args),
         )
@@ -273,6 +273,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--home", help="artifacts folder (default: $RAGRERANK_HOME or artifacts/)")
     parser.add_argument("--bi-encoder", help="bi-encoder name or folder")
     parser.add_argument("--cross-encoder", help="cross-encoder name or folder")
+    parser.add_argument("--span-scorer", help="cross-encoder that picks the sentences of extractive answers (name or folder)")
     parser.add_argument("--llm", help="chat LLM name or folder")
     parser.add_argument(
         "--runtime", choices=[*RUNTIMES, "auto"], default=None,

@@ -20,6 +20,7 @@ HOME_ENV_VAR = "RAGRERANK_HOME"
 
 DEFAULT_BI_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_CROSS_ENCODER = "ragrerank-k8s-cross-encoder"  # the project's own model, see models.py
+DEFAULT_SPAN_SCORER = "ragrerank-k8s-span-scorer"  # the project's own model that picks answer spans
 DEFAULT_LLM = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 HOW_TO_GET_DOCS = (
@@ -43,6 +44,7 @@ class Settings:
     home: Path  # artifacts folder: passages, indexes, trained models
     bi_encoder: str = DEFAULT_BI_ENCODER
     cross_encoder: str = DEFAULT_CROSS_ENCODER
+    span_scorer: str = DEFAULT_SPAN_SCORER  # scores the sentences an extractive answer quotes
     llm: str = DEFAULT_LLM
     runtime: str = "torch"  # how the cross-encoder runs (rerank.runtime.RUNTIMES); torch-bf16 is ~3x faster on AMX CPUs
     docs_origin: str = field(default="", compare=False)  # how docs_root was found, for `doctor`

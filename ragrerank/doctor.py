@@ -53,7 +53,12 @@ def versions() -> str:
 
 
 def configured_models(settings: Settings) -> list[tuple[ModelKind, str]]:
-    return [("bi-encoder", settings.bi_encoder), ("cross-encoder", settings.cross_encoder), ("llm", settings.llm)]
+    return [
+        ("bi-encoder", settings.bi_encoder),
+        ("cross-encoder", settings.cross_encoder),
+        ("span-scorer", settings.span_scorer),
+        ("llm", settings.llm),
+    ]
 
 
 def docs_check(settings: Settings) -> Check:

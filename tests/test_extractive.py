@@ -95,7 +95,7 @@ def test_every_answer_to_the_project_questions_is_verbatim_text_of_the_passage_i
     questions = [q for path in files if path.is_file() for q in load_questions(path)]
     hybrid = open_retriever(settings, "hybrid")
     # Every question is answered (thresholds 0, no fallback), from the hybrid top 3 so no rerank is needed:
-    # the property holds for any passages, and the spans are still scored by the shipped cross-encoder.
+    # the property holds for any passages, and the spans are still scored by the shipped span scorer.
     report = evaluate_answers(
         questions, hybrid, hybrid, Reranker.from_settings(settings).with_fusion(float("inf")),
         AnswerSettings(candidates=3, thresholds=Thresholds(answer=0.0, coverage=-1.0)),

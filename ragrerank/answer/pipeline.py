@@ -116,7 +116,7 @@ def answer(
             something to answer).
         settings: candidate depth, context size, thresholds and the extractive answer's length.
         on_token: called with each generated piece of text (the CLI streams the draft to the terminal).
-        score_spans: scores candidate answer spans; the reranker's cross-encoder by default.
+        score_spans: scores candidate answer spans; by default `reranker.score_spans` (its span scorer).
     """
     if settings.generate and llm is None:
         raise RagrerankError("settings.generate is set but no LLM was passed: pass llm= (a model or a loader)")
@@ -135,7 +135,7 @@ def answer(
         return Answer(question, decision, NOT_COVERED_MESSAGE, _citations(context), tuple(reranked), timings, notes=notes)
     passages = [hit.passage for hit in context]
     started = time.perf_counter()
-    extractive = extract_answer(question, passages, score_spans or reranker.predict, settings.extractive)
+    extractive = extract_answer(question, passages, score_spans or reranker.score_spans, settings.extractive)
     timings["extract"] = time.perf_counter() - started
     result = Answer(
         question, decision, extractive.text or NO_EXTRACT_MESSAGE, _citations(context), tuple(reranked), timings,

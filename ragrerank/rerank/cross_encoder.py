@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,13 +71,23 @@ class Reranker:
     """
 
     def __init__(
-        self, model: CrossEncoder, settings: RerankSettings = RerankSettings(), models_dir: Path | None = None
+        self,
+        model: CrossEncoder,
+        settings: RerankSettings = RerankSettings(),
+        models_dir: Path | None = None,
+        span_scorer: Callable[[], Reranker] | None = None,
     ) -> None:
-        """``models_dir`` receives the ONNX exports; the ONNX runtimes need it (``settings.models_dir``)."""
+        """``models_dir`` receives the ONNX exports; the ONNX runtimes need it (``settings.models_dir``).
+
+        ``span_scorer`` loads the model that scores answer spans (``score_spans``) when first needed;
+        without it this model scores them.
+        """
         self.model = model
         self.settings = settings
         self._score = load_scorer(model, settings.runtime, models_dir)
         self._cache = ScoreCache(settings.cache_size)
+        self._load_span_scorer = span_scorer
+        self._span_scorer: Reranker | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, rerank: RerankSettings | None = None) -> Reranker:
@@ -93,7 +103,14 @@ class Reranker:
             source = resolve_model("cross-encoder", settings.cross_encoder, settings)
             rerank = RerankSettings(fusion_weight=model_fusion_weight(Path(source.location)), runtime=settings.runtime)
         model = load_cross_encoder(settings.cross_encoder, settings, max_length=rerank.max_length)
-        return cls(model, rerank, settings.models_dir)
+        return cls(model, rerank, settings.models_dir, span_scorer=lambda: cls.span_scorer_from_settings(settings))
+
+    @classmethod
+    def span_scorer_from_settings(cls, settings: Settings) -> Reranker:
+        """The configured span scorer (offline: the project's own, trained on the evidence spans of data/train)."""
+        from ragrerank.models import load_span_scorer
+
+        return cls(load_span_scorer(settings.span_scorer, settings), RerankSettings(runtime=settings.runtime), settings.models_dir)
 
     def with_fusion(self, weight: float | None) -> Reranker:
         """The same loaded model ordering by another fusion weight (None: the logit alone)."""
@@ -119,6 +136,14 @@ class Reranker:
         if not np.all(np.isfinite(logits)):
             raise RagrerankError(f"cross-encoder gave a non-finite score for query {query[:80]!r}: the model is broken")
         return logits
+
+    def score_spans(self, query: str, texts: Sequence[str]) -> np.ndarray:
+        """Logits of candidate answer spans for ``query``: the span scorer's (loaded on first use), else this model's."""
+        if self._load_span_scorer is None:
+            return self.predict(query, texts)
+        if self._span_scorer is None:
+            self._span_scorer = self._load_span_scorer()
+        return self._span_scorer.predict(query, texts)
 
     def cache_info(self) -> CacheInfo:
         """Hits and misses of rerank()'s score cache, in distinct (query, passage) pairs."""

