@@ -1,17 +1,17 @@
 """Extractive answers: the sentences, list items and code blocks of the best passages that answer the question.
 
 Every span is a verbatim slice of a passage's text, so an extractive answer cannot say what the
-docs do not. Spans are scored against the question (by the cross-encoder by default, with the
-passage's heading path in front so a short span keeps its context), the best few are kept, and
-they are printed in the order the docs give them, each run after its citation marker.
+docs do not. Spans are scored against the question (by the project's span scorer by default, a
+cross-encoder trained on the evidence spans of data/train, each span read after its passage's heading
+path so a short span keeps its context), the best few are kept, and they are printed in the order the
+docs give them, each run after its citation marker.
 
-Measured with ``ragrerank eval --answers``: the default answer quotes one of the question's evidence
-strings for 25% of the answered in-scope questions of data/eval and 32% of dev, where the three passages
-read hold one for about 58% and 60%. In an offline grid over the same passages (every in-scope question
-with evidence, dev / data/eval), three spans scored by the cross-encoder quoted evidence for 0.28 / 0.25,
-by the bi-encoder's cosine 0.32 / 0.23, by both z-scored 0.31 / 0.27, and whole paragraphs 0.26 / 0.28:
-no scorer was clearly better, so the cross-encoder, loaded anyway, stays. Five spans quote more (0.34 /
-0.30) at one and a half times the length.
+Measured with ``ragrerank eval --answers``: the default answer (span scorer, up to 5 spans) quotes one of
+the question's evidence strings for 31.6% of the answered in-scope questions of data/eval and 40.2% of dev
+(the passage cross-encoder with 3 spans: 25.3% and 31.7%), where the three passages read hold one for
+about 58% and 60%. Before the span scorer, an offline grid over the same passages found no untrained
+signal clearly better than the passage cross-encoder (the bi-encoder's cosine, both z-scored, whole
+paragraphs, the previous sentence as context); see experiments/span_scorer.
 """
 
 from __future__ import annotations
