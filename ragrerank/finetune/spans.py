@@ -82,38 +82,40 @@ def build_span_set(
     """
     gold = {question.query: (question, passage) for question, passage in resolved}
     rng = random.Random(seed)
-    wanted = negatives.same_passage + negatives.other_passages
-    train = []
-    for example in trainset.train:
-        question, passage = gold[example.query]
-        positives, own = evidence_spans(passage, question.evidence)
-        if not positives:
-            continue
-        others = [(n, span) for n in example.negatives for span in passage_spans(n)]
-        own_drawn = rng.sample(own, min(len(own), max(negatives.same_passage, wanted - len(others))))
-        other_drawn = rng.sample(others, min(len(others), wanted - len(own_drawn)))
-        if len(own_drawn) + len(other_drawn) < wanted:
-            continue
-        train.append(TrainingExample(
-            example.query,
-            example.kind,
-            span_passage(positives[0], [passage]),
-            tuple(span_passage(span, [passage]) for span in own_drawn) + tuple(span_passage(span, [n]) for n, span in other_drawn),
-        ))
-    validation = []
-    for query in trainset.validation:
-        question, passage = gold[query.query]
-        positives, _ = evidence_spans(passage, question.evidence)
-        if not positives:
-            continue
-        context = validation_context(query, passage, negatives.context_passages)
-        candidates = [span_passage(span, context) for source, p in enumerate(context) for span in passage_spans(p, source)]
-        relevant = frozenset(span_passage(span, [passage]).path for span in positives)
-        hits = tuple(Hit(candidate, 0.0, rank) for rank, candidate in enumerate(candidates, start=1))
-        validation.append(ValidationQuery(query.query, query.kind, hits, relevant))
+    train = [_span_example(example, *gold[example.query], negatives, rng) for example in trainset.train]
+    validation = [_span_query(query, *gold[query.query], negatives.context_passages) for query in trainset.validation]
+    train, validation = [e for e in train if e is not None], [q for q in validation if q is not None]
     if len(train) < MIN_EXAMPLES or not validation:
         raise RagrerankError(
             f"{len(train)} training and {len(validation)} validation questions had their evidence in a span of "
             "their passage: check the questions' evidence against the passages (see data/train/README.md)"
         )
     return TrainingSet(tuple(train), tuple(validation))
+
+
+def _span_example(
+    example: TrainingExample, question: TrainingQuestion, passage: Passage, negatives: SpanNegatives, rng: random.Random
+) -> TrainingExample | None:
+    """The evidence span against spans of its passage and of the mined negatives; None without enough of them."""
+    positives, own = evidence_spans(passage, question.evidence)
+    if not positives:
+        return None
+    wanted = negatives.same_passage + negatives.other_passages
+    others = [(n, span) for n in example.negatives for span in passage_spans(n)]
+    own_drawn = rng.sample(own, min(len(own), max(negatives.same_passage, wanted - len(others))))
+    other_drawn = rng.sample(others, min(len(others), wanted - len(own_drawn)))
+    if len(own_drawn) + len(other_drawn) < wanted:
+        return None
+    drawn = [span_passage(span, [passage]) for span in own_drawn] + [span_passage(span, [n]) for n, span in other_drawn]
+    return TrainingExample(example.query, example.kind, span_passage(positives[0], [passage]), tuple(drawn))
+
+
+def _span_query(query: ValidationQuery, question: TrainingQuestion, passage: Passage, context_passages: int) -> ValidationQuery | None:
+    """A held-out question over every span of the passages its answer would be cut from; None without a positive."""
+    positives, _ = evidence_spans(passage, question.evidence)
+    if not positives:
+        return None
+    context = validation_context(query, passage, context_passages)
+    candidates = [span_passage(span, context) for source, p in enumerate(context) for span in passage_spans(p, source)]
+    hits = tuple(Hit(candidate, 0.0, rank) for rank, candidate in enumerate(candidates, start=1))
+    return ValidationQuery(query.query, query.kind, hits, frozenset(span_passage(span, [passage]).path for span in positives))
