@@ -101,3 +101,21 @@ def test_questions_whose_evidence_moved_are_skipped_and_too_few_refused():
     moved = [(question(q.query, gold, "This sentence left the docs."), gold) for q, gold in resolved]
     with pytest.raises(RagrerankError, match="had their evidence in a span"):
         build_span_set(trainset, moved)
+
+
+def test_the_shipped_span_scorer_is_the_one_its_report_and_card_describe():
+    """The card is written from span_report.json, the model reads 128 tokens as trained, and the report names its data."""
+    import json
+
+    from ragrerank.finetune.spans import SPAN_BUDGET
+    from ragrerank.models import SHIPPED_SPAN_SCORER
+
+    report = json.loads((SHIPPED_SPAN_SCORER / "span_report.json").read_text(encoding="utf-8"))
+    card = (SHIPPED_SPAN_SCORER / "README.md").read_text(encoding="utf-8")
+    assert report["budget"]["max_length"] == SPAN_BUDGET.max_length
+    assert report["questions"] == "data/train/questions.jsonl" and report["base"] == "data/models/k8s-cross-encoder"
+    assert report["best_ndcg"] == pytest.approx(max(ndcg for _, ndcg in report["evaluations"]), abs=1e-4)
+    for scorer, shares in report["evidence_quoted"].items():
+        assert f"| {scorer} | " + " | ".join(f"{share:.1%}" for share in shares.values()) + " |" in card
+    tokenizer = json.loads((SHIPPED_SPAN_SCORER / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert tokenizer["model_max_length"] == SPAN_BUDGET.max_length

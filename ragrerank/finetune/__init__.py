@@ -5,6 +5,8 @@ checks the hand-written training questions of ``data/train`` (``querygen`` gener
 weaker ones from the docs), ``trainset`` mines hard negatives and holds out a page-disjoint
 validation split, ``train`` runs the loop, ``artifact`` fits the fusion weight, writes the model
 card and saves the model atomically, and ``run.finetune`` does all of it (``ragrerank finetune``).
+``spans`` turns the same questions into the span scorer's training set (the sentence that answers,
+among the other spans of its passage), trained by the same loop (``experiments/span_scorer``).
 """
 
 from ragrerank.finetune.artifact import FinetuneReport, fit_fusion_weight, model_card, reranking_measures, save_model, score_candidates
