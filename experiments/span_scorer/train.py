@@ -1,6 +1,6 @@
 """Train and ship the span scorer: the cross-encoder that picks which sentences an extractive answer quotes.
 
-    .venv/bin/python -m experiments.span_scorer.train [--trainset MINED.json.gz] [--steps 100]   # ~25 min on 2 CPU cores
+    .venv/bin/python -m experiments.span_scorer.train [--trainset MINED.json.gz] [--steps 50]   # ~15 min on 2 CPU cores
 
 From the shipped passage cross-encoder, ``listwise`` over each hand-written question's evidence span
 against 4 other spans of its passage and 3 spans of passages mined from other pages
