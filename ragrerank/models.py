@@ -82,9 +82,9 @@ def load_cross_encoder(
     return _load_cross_encoder(resolve_model("cross-encoder", name, settings), device, max_length)
 
 
-def load_span_scorer(name: str, settings: Settings, max_length: int | None = None) -> CrossEncoder:
-    """Load the cross-encoder that scores answer spans (offline: the project's own span scorer)."""
-    return _load_cross_encoder(resolve_model("span-scorer", name, settings), "cpu", max_length)
+def load_span_scorer(name: str, settings: Settings) -> CrossEncoder:
+    """Load the cross-encoder that scores answer spans (offline: the project's own span scorer), at its own window."""
+    return _load_cross_encoder(resolve_model("span-scorer", name, settings), "cpu", None)
 
 
 def load_llm(name: str, settings: Settings) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

@@ -22,17 +22,27 @@ from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
-
-from ragrerank.answer import ExtractiveSettings, extract_answer
+from ragrerank.answer import ExtractiveSettings, extract_answer, scored_spans
 from ragrerank.answer.extractive import SpanScorer
 from ragrerank.config import PROJECT_ROOT, repo_relative, resolve_settings
 from ragrerank.corpus import load_passages
 from ragrerank.corpus.markdown import strip_marks
-from ragrerank.finetune import BUDGETS, WRITTEN_QUESTIONS, load_training_set, save_training_set, train, written_training_set
+from ragrerank.finetune import (
+    BUDGETS,
+    WRITTEN_QUESTIONS,
+    load_training_set,
+    save_model_folder,
+    save_training_set,
+    train,
+    written_training_set,
+)
 from ragrerank.finetune.questions import load_training_questions, resolve
-from ragrerank.finetune.spans import SPAN_BUDGET, SpanNegatives, build_span_set, validation_context
-from ragrerank.io import staged_folder
+from ragrerank.finetune.spans import (
+    SPAN_BUDGET,
+    SpanNegatives,
+    build_span_set,
+    validation_context,
+)
 from ragrerank.models import SHIPPED_CROSS_ENCODER, SHIPPED_SPAN_SCORER
 from ragrerank.rerank import Reranker
 from ragrerank.types import Passage
@@ -95,7 +105,7 @@ def main() -> None:
         "held_out_answers": len(held_out),
         "evidence_quoted": quoted,
     }
-    _save(model, report, args.target)
+    save_model_folder(model, args.target, {"span_report.json": json.dumps(report, indent=1) + "\n", "README.md": _card(report)}, fp16=True)
     print(_card(report))
 
 
@@ -103,30 +113,11 @@ def _evidence_quoted(held_out: Sequence[HeldOut], score: SpanScorer) -> dict[str
     """Share of held-out questions whose extractive answer quotes the evidence, per answer length (spans scored once)."""
     hits = {n: 0 for n in ANSWER_LENGTHS}
     for question, evidence, passages in held_out:
-        cache: dict[str, float] = {}
-
-        def cached(query: str, texts: Sequence[str]) -> np.ndarray:
-            todo = [text for text in texts if text not in cache]
-            if todo:
-                cache.update(zip(todo, map(float, score(query, todo))))
-            return np.array([cache[text] for text in texts])
-
+        _, scores = scored_spans(question, passages, score)  # extract_answer cuts the same spans in the same order
         for n in ANSWER_LENGTHS:
-            answer = extract_answer(question, passages, cached, ExtractiveSettings(max_spans=n))
+            answer = extract_answer(question, passages, lambda _question, _texts, scores=scores: scores, ExtractiveSettings(max_spans=n))
             hits[n] += strip_marks(evidence) in strip_marks(answer.text)
     return {f"{n} spans": round(hits[n] / len(held_out), 4) for n in ANSWER_LENGTHS}
-
-
-def _save(model, report: dict[str, object], target: Path) -> None:  # noqa: ANN001 - a sentence-transformers CrossEncoder
-    """fp16 weights (loaders compute in fp32), the report and the card, swapped in atomically."""
-    with staged_folder(target) as staging:
-        model.half().save_pretrained(str(staging))
-        config = json.loads((staging / "config.json").read_text(encoding="utf-8"))
-        (staging / "config.json").write_text(json.dumps({**config, "dtype": "float32"}, indent=2) + "\n", encoding="utf-8")
-        (staging / "span_report.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-        (staging / "README.md").write_text(_card(report), encoding="utf-8")
-        for file in staging.iterdir():
-            file.chmod(0o644)
 
 
 def _card(report: dict[str, object]) -> str:

@@ -9,7 +9,15 @@ card and saves the model atomically, and ``run.finetune`` does all of it (``ragr
 among the other spans of its passage), trained by the same loop (``experiments/span_scorer``).
 """
 
-from ragrerank.finetune.artifact import FinetuneReport, fit_fusion_weight, model_card, reranking_measures, save_model, score_candidates
+from ragrerank.finetune.artifact import (
+    FinetuneReport,
+    fit_fusion_weight,
+    model_card,
+    reranking_measures,
+    save_model,
+    save_model_folder,
+    score_candidates,
+)
 from ragrerank.finetune.run import PROJECT_QUESTIONS, WRITTEN_QUESTIONS, finetune, teacher_labels, written_training_set
 from ragrerank.finetune.querygen import GeneratedQuery, generate_queries
 from ragrerank.finetune.train import BUDGETS, Budget, Recipe, is_bi_encoder, load_base, train, validation_ndcg
@@ -49,6 +57,7 @@ __all__ = [
     "question_set",
     "reranking_measures",
     "save_model",
+    "save_model_folder",
     "save_training_set",
     "score_candidates",
     "teacher_labels",

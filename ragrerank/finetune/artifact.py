@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -181,16 +181,27 @@ def save_model(
 
     An interrupted run leaves the previous model in place.
     """
+    files = {
+        "fusion.json": json.dumps({"weight": report.fusion_weight, "first_stage": "z-score per query"}, indent=2) + "\n",
+        "finetune_report.json": json.dumps(asdict(report), indent=2, default=str) + "\n",
+        "README.md": card,
+    }
+    save_model_folder(model, model_dir, files, fp16)
+
+
+def save_model_folder(model: CrossEncoder, model_dir: Path, files: Mapping[str, str], fp16: bool = False) -> None:
+    """The model's weights and the given text files (name → content), staged and swapped in atomically.
+
+    ``fp16`` halves the bytes on disk; the config still says float32, so loaders compute in fp32
+    (fp16 on a CPU is slow).
+    """
     with staged_folder(model_dir) as staging:
         to_save = copy.deepcopy(model).half() if fp16 else model
         to_save.save_pretrained(str(staging))
-        if fp16:  # half the bytes on disk, but loaders should compute in fp32 (fp16 on CPU is slow)
-            config = json.loads((staging / "config.json").read_text())
-            (staging / "config.json").write_text(json.dumps({**config, "dtype": "float32"}, indent=2) + "\n")
-        (staging / "fusion.json").write_text(
-            json.dumps({"weight": report.fusion_weight, "first_stage": "z-score per query"}, indent=2) + "\n"
-        )
-        (staging / "finetune_report.json").write_text(json.dumps(asdict(report), indent=2, default=str) + "\n")
-        (staging / "README.md").write_text(card)
+        if fp16:
+            config = json.loads((staging / "config.json").read_text(encoding="utf-8"))
+            (staging / "config.json").write_text(json.dumps({**config, "dtype": "float32"}, indent=2) + "\n", encoding="utf-8")
+        for name, text in files.items():
+            (staging / name).write_text(text, encoding="utf-8")
         for file in staging.iterdir():
             file.chmod(0o644)  # a model folder is meant to be shared
