@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ragrerank.answer import Answer, Citation
-from ragrerank.evaluate.answers import AnswerReport, evidence_in_answer, is_verbatim
+from ragrerank.evaluate.answers import AnswerReport, evidence_in_answer, evidence_in_context, is_verbatim
 from ragrerank.evaluate.questions import Question
 from ragrerank.types import Hit, Passage
 
@@ -36,6 +36,14 @@ def test_evidence_matches_across_markdown_marks_and_spacing():
     assert not evidence_in_answer(question, "[1] Then wait.")
 
 
+def test_evidence_in_context_reads_only_the_cited_passages():
+    question = Question("q1", "q", "howto", ("b.md",), ("A CronJob sets .spec.timeZone.",))
+    answered = extract("[1] Then wait.")
+    assert evidence_in_context(question, answered) and not evidence_in_answer(question, answered.answer)
+    first_only = Answer("q", "answer", "[1] Then wait.", CITES[:1], HITS, {}, source="extractive")
+    assert not evidence_in_context(question, first_only)  # the second passage was a candidate, not cited
+
+
 def test_summary_scores_evidence_only_for_answered_in_scope_questions_with_evidence():
     frame = pd.DataFrame(
         {
@@ -46,6 +54,7 @@ def test_summary_scores_evidence_only_for_answered_in_scope_questions_with_evide
             "source": ["extractive", "none", "extractive", "none"],
             "answered": [True, False, True, False],
             "evidence_in_answer": [1.0, np.nan, 0.0, np.nan],
+            "evidence_in_context": [1.0, np.nan, 1.0, np.nan],
             "verbatim": [True, False, True, False],
             "grounded": [np.nan] * 4,
             "shown_ungrounded": [False] * 4,
@@ -55,4 +64,5 @@ def test_summary_scores_evidence_only_for_answered_in_scope_questions_with_evide
     summary = AnswerReport("toy", frame, {}).summary()
     assert summary["answered_in_scope"] == 0.667 and summary["refused_ood"] == 1.0
     assert summary["evidence_in_answer"] == 0.5 and summary["evidence_scored"] == 2
+    assert summary["evidence_in_context"] == 1.0
     assert summary["non_verbatim_answers"] == 0 and np.isnan(summary["grounding_pass_rate"])

@@ -2,7 +2,9 @@
 
 Each question goes through ``answer()`` as a user's would. In scope, a question should be
 answered and its answer should quote one of its evidence strings (normalised as the rank
-metrics' ``evidence@3`` is); out of scope, it should be refused. Every extractive answer is
+metrics' ``evidence@3`` is); out of scope, it should be refused. Whether the cited passages hold
+an evidence string at all is counted beside it: the most the choice of spans could reach, so a
+miss is told apart as the reranker's (evidence not read) or the extract's (read, not quoted). Every extractive answer is
 checked to be verbatim text of the passages it cites, and with an LLM the share of generated
 answers that pass the grounding check is counted, as is any failed one shown as the answer
 (the pipeline must make that zero).
@@ -37,6 +39,7 @@ class AnswerReport:
 
     ``per_question`` columns: ``id``, ``type``, ``in_scope``, ``decision``, ``source``, ``answered``,
     ``evidence_in_answer`` (NaN unless an answered in-scope question with evidence strings),
+    ``evidence_in_context`` (whether its cited passages hold one; NaN where the former is),
     ``verbatim`` (every run of the extractive answer is text of the passage it cites),
     ``grounded`` (the generated answer passed the check; NaN without generation),
     ``shown_ungrounded`` and ``seconds``.
@@ -57,6 +60,7 @@ class AnswerReport:
             "answered_in_scope": _share(scoped["answered"]),
             "refused_ood": _share(~ood["answered"]) if len(ood) else np.nan,
             "evidence_in_answer": _share(scoped["evidence_in_answer"].dropna()),
+            "evidence_in_context": _share(scoped["evidence_in_context"].dropna()),
             "evidence_scored": int(scoped["evidence_in_answer"].notna().sum()),
             "verbatim_answers": int(frame["verbatim"].sum()),
             "non_verbatim_answers": int(((frame["source"] == "extractive") & ~frame["verbatim"]).sum()),
@@ -76,6 +80,7 @@ class AnswerReport:
                 "answered": grouped["answered"].mean().round(3),
                 "evidence_scored": grouped["evidence_in_answer"].count(),
                 "evidence_in_answer": grouped["evidence_in_answer"].mean().round(3),
+                "evidence_in_context": grouped["evidence_in_context"].mean().round(3),
             }
         )
 
@@ -119,6 +124,11 @@ def evidence_in_answer(question: Question, text: str) -> bool:
     return any(strip_marks(quote) in answer for quote in question.evidence)
 
 
+def evidence_in_context(question: Question, result: Answer) -> bool:
+    """Whether one of the passages ``result`` cites holds an evidence string: the most its extract could quote."""
+    return any(evidence_in_answer(question, hit.passage.text) for hit in result.candidates[: len(result.citations)])
+
+
 def is_verbatim(result: Answer) -> bool:
     """Whether every run of an extractive answer, after its [n] marker, is text of passage n.
 
@@ -149,6 +159,7 @@ def _outcome(question: Question, result: Answer) -> dict[str, Any]:
         "source": result.source,
         "answered": answered,
         "evidence_in_answer": float(evidence_in_answer(question, result.answer)) if scored else np.nan,
+        "evidence_in_context": float(evidence_in_context(question, result)) if scored else np.nan,
         "verbatim": is_verbatim(result),
         "grounded": np.nan if result.grounding is None else float(result.grounding.passed),
         "shown_ungrounded": result.source == "generated" and not (result.grounding and result.grounding.passed),
