@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 
 from ragrerank.answer import Answer, Citation
-from ragrerank.evaluate.answers import AnswerReport, evidence_in_answer, evidence_in_context, is_verbatim
+from ragrerank.evaluate.answers import (
+    AnswerReport,
+    evidence_in_answer,
+    evidence_in_context,
+    is_verbatim,
+)
 from ragrerank.evaluate.questions import Question
 from ragrerank.types import Hit, Passage
 
