@@ -4,8 +4,8 @@ Each question goes through ``answer()`` as a user's would. In scope, a question 
 answered and its answer should quote one of its evidence strings (normalised as the rank
 metrics' ``evidence@3`` is); out of scope, it should be refused. Whether the cited passages hold
 an evidence string at all is counted beside it: the most the choice of spans could reach, so a
-miss is told apart as the reranker's (evidence not read) or the extract's (read, not quoted). Every extractive answer is
-checked to be verbatim text of the passages it cites, and with an LLM the share of generated
+miss is told apart as the reranker's (evidence not read) or the extract's (read, not quoted).
+Every extractive answer is checked to be verbatim text of the passages it cites, and with an LLM the share of generated
 answers that pass the grounding check is counted, as is any failed one shown as the answer
 (the pipeline must make that zero).
 """
@@ -126,7 +126,7 @@ def evidence_in_answer(question: Question, text: str) -> bool:
 
 def evidence_in_context(question: Question, result: Answer) -> bool:
     """Whether one of the passages ``result`` cites holds an evidence string: the most its extract could quote."""
-    return any(evidence_in_answer(question, hit.passage.text) for hit in result.candidates[: len(result.citations)])
+    return any(evidence_in_answer(question, text) for text in _cited_texts(result))
 
 
 def is_verbatim(result: Answer) -> bool:
@@ -136,7 +136,7 @@ def is_verbatim(result: Answer) -> bool:
     """
     if result.source != "extractive" or not result.answer:
         return False
-    passages = [hit.passage.text for hit in result.candidates[: len(result.citations)]]
+    passages = _cited_texts(result)
     starts = list(_RUN_START.finditer(result.answer))
     if not starts or starts[0].start() != 0:
         return False
@@ -146,6 +146,11 @@ def is_verbatim(result: Answer) -> bool:
         if not 1 <= number <= len(passages) or run not in passages[number - 1]:
             return False
     return True
+
+
+def _cited_texts(result: Answer) -> list[str]:
+    """The texts of the passages ``result`` cites, in citation order ([1] first)."""
+    return [hit.passage.text for hit in result.candidates[: len(result.citations)]]
 
 
 def _outcome(question: Question, result: Answer) -> dict[str, Any]:
