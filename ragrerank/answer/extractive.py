@@ -9,9 +9,9 @@ docs give them, each run after its citation marker.
 Measured with ``ragrerank eval --answers``: the default answer (span scorer, up to 5 spans) quotes one of
 the question's evidence strings for 31.6% of the answered in-scope questions of data/eval and 40.2% of dev
 (the passage cross-encoder with 3 spans: 25.3% and 31.7%), where the cited passages hold one for 60.1%
-and 62.2% (``evidence_in_context``). Before the span scorer, an offline grid over the same passages found
-no untrained signal clearly better than the passage cross-encoder (the bi-encoder's cosine, both z-scored, whole
-paragraphs, the previous sentence as context); see experiments/span_scorer.
+and 62.2% (``evidence_in_context``). Before the span scorer, an offline grid over the same passages
+found no untrained signal clearly better than the passage cross-encoder (the bi-encoder's cosine, both
+z-scored, whole paragraphs, the previous sentence as context); see experiments/span_scorer.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ answered and its answer should quote one of its evidence strings (normalised as 
 metrics' ``evidence@3`` is); out of scope, it should be refused. Whether the cited passages hold
 an evidence string at all is counted beside it: the most the choice of spans could reach, so a
 miss is told apart as the reranker's (evidence not read) or the extract's (read, not quoted).
-Every extractive answer is checked to be verbatim text of the passages it cites, and with an LLM the share of generated
-answers that pass the grounding check is counted, as is any failed one shown as the answer
-(the pipeline must make that zero).
+Every extractive answer is checked to be verbatim text of the passages it cites, and with an LLM
+the share of generated answers that pass the grounding check is counted, as is any failed one
+shown as the answer (the pipeline must make that zero).
 """
 
 from __future__ import annotations
